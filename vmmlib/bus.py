@@ -1,0 +1,154 @@
+"""One bus abstraction for both x86 address spaces.
+
+A PC has two address spaces a device can answer in: the 64 K I/O ports (IN/OUT) and the
+physical memory space (loads and stores that hit MMIO). A ``Bus`` models either: a device
+*claims* a range and then answers ``read(offset, size)`` / ``write(offset, size, value)``
+relative to the start of its range, as QEMU's MemoryRegion or rust-vmm's ``vm-device`` Bus do.
+
+On real hardware nobody answers an access to an unclaimed address: the data lines float high,
+so a read returns all ones and a write goes nowhere. The bus models exactly that.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Protocol
+
+from .errors import BadAddressError, BadPortError, BadSizeError, ConfigError, OverlapError
+
+PORT_SPACE = 0x10000
+PORT_SIZES = (1, 2, 4)
+MMIO_SIZES = (1, 2, 4, 8)
+
+
+class Device(Protocol):
+    """Anything that answers accesses relative to the start of its claimed range."""
+
+    def read(self, offset: int, size: int) -> int: ...
+
+    def write(self, offset: int, size: int, value: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Region:
+    """One claim: ``length`` addresses from ``base``, answered by ``device``."""
+
+    base: int
+    length: int
+    device: Device
+    name: str
+
+    @property
+    def end(self) -> int:
+        """Last address of the range (inclusive)."""
+        return self.base + self.length - 1
+
+    def __contains__(self, addr: int) -> bool:
+        return self.base <= addr <= self.end
+
+
+class Bus:
+    """An address space of ``size`` addresses on which devices claim ranges."""
+
+    sizes: tuple[int, ...] = MMIO_SIZES
+    address_error: type[ConfigError] = BadAddressError
+    unit = "address"
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name = name
+        self.size = size
+        self.regions: list[Region] = []
+        self._bases: list[int] = []
+
+    # -- configuration -------------------------------------------------------------------
+    def claim(self, base: int, length: int, device: Device, name: str | None = None) -> Region:
+        """Give ``device`` the addresses ``base`` … ``base + length - 1``."""
+        if length <= 0:
+            raise ConfigError(f"{self.name}: a claim needs a positive length, got {length}")
+        self.check_address(base)
+        self.check_address(base + length - 1)
+        label = name or type(device).__name__
+        for r in self.regions:
+            if base <= r.end and r.base <= base + length - 1:
+                raise OverlapError(
+                    f"{self.name}: {label} at {base:#x}-{base + length - 1:#x} overlaps "
+                    f"{r.name} at {r.base:#x}-{r.end:#x}"
+                )
+        region = Region(base, length, device, label)
+        i = bisect.bisect(self._bases, base)
+        self._bases.insert(i, base)
+        self.regions.insert(i, region)
+        return region
+
+    def check_address(self, addr: int) -> None:
+        if not isinstance(addr, int) or not 0 <= addr < self.size:
+            raise self.address_error(
+                f"{self.name}: {self.unit} {addr!r} is outside 0x0-{self.size - 1:#x}"
+            )
+
+    def check_size(self, size: int) -> None:
+        if size not in self.sizes:
+            allowed = ", ".join(map(str, self.sizes))
+            raise BadSizeError(f"{self.name}: access size {size!r} is not one of {allowed} bytes")
+
+    def check(self, addr: int, size: int) -> None:
+        """Raise a ``ConfigError`` unless ``size`` bytes at ``addr`` is a valid access."""
+        self.check_size(size)
+        self.check_address(addr)
+
+    # -- lookup ----------------------------------------------------------------------------
+    def find(self, addr: int) -> Region | None:
+        """The region that claims ``addr``, or None."""
+        i = bisect.bisect(self._bases, addr) - 1
+        if i >= 0 and addr <= self.regions[i].end:
+            return self.regions[i]
+        return None
+
+    # -- accesses --------------------------------------------------------------------------
+    def read(self, addr: int, size: int) -> int:
+        """Read ``size`` bytes at ``addr`` (little-endian); unclaimed bytes read as 0xFF."""
+        self.check(addr, size)
+        r = self.find(addr)
+        if r is not None and addr + size - 1 <= r.end:
+            return r.device.read(addr - r.base, size) & ((1 << (8 * size)) - 1)
+        value = 0
+        for i in range(size):  # straddles regions or unclaimed: decode byte lane by lane
+            value |= self._read_byte((addr + i) % self.size) << (8 * i)
+        return value
+
+    def write(self, addr: int, size: int, value: int) -> None:
+        """Write ``size`` bytes of ``value`` at ``addr``; unclaimed bytes are dropped."""
+        self.check(addr, size)
+        value &= (1 << (8 * size)) - 1
+        r = self.find(addr)
+        if r is not None and addr + size - 1 <= r.end:
+            r.device.write(addr - r.base, size, value)
+            return
+        for i in range(size):
+            a = (addr + i) % self.size
+            r = self.find(a)
+            if r is not None:
+                r.device.write(a - r.base, 1, (value >> (8 * i)) & 0xFF)
+
+    def _read_byte(self, addr: int) -> int:
+        r = self.find(addr)
+        return 0xFF if r is None else r.device.read(addr - r.base, 1) & 0xFF
+
+
+class PortBus(Bus):
+    """The x86 I/O port space: 64 K byte-wide ports, accessed 1, 2 or 4 bytes at a time."""
+
+    sizes = PORT_SIZES
+    address_error = BadPortError
+    unit = "port"
+
+    def __init__(self, name: str = "ports") -> None:
+        super().__init__(name, PORT_SPACE)
+
+
+class MemoryBus(Bus):
+    """A physical address space in which devices claim MMIO ranges (accesses of 1-8 bytes)."""
+
+    def __init__(self, name: str = "mmio", size: int = 1 << 52) -> None:
+        super().__init__(name, size)

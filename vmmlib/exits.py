@@ -1,0 +1,234 @@
+"""Exit records in their real encodings: Intel VMX, AMD SVM and KVM's ``struct kvm_run``.
+
+When a guest touches an intercepted port, the CPU leaves the guest and writes a few fields
+that tell the hypervisor what happened. Each vendor packs the same facts (port, size,
+direction, string, REP) into its own bit layout, and KVM repacks them once more for user
+space. This module encodes and decodes all three, bit-exact; ``PortAccess`` is the common,
+decoded form. Field and bit positions: shared/reference/hardware-facts.md §1.2-1.4 (Intel SDM
+vol. 3C/3D), §2.2-2.3 (AMD64 APM vol. 2 §15.10), §3 (linux/kvm.h). Mind the directions:
+VMX bit 3 and SVM bit 0 say 1 = IN, but KVM's ``io.direction`` says 1 = OUT.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .errors import BadSizeError, ConfigError
+
+# --- Intel VMX ------------------------------------------------------------------------------
+EXIT_REASON_EXCEPTION_NMI = 0
+EXIT_REASON_VMCALL = 18
+EXIT_REASON_IO_INSTRUCTION = 30
+EXIT_REASON_EPT_VIOLATION = 48
+EXIT_REASON_EPT_MISCONFIG = 49
+#: VMCS field encodings the handler reads.
+VMCS_GUEST_PHYSICAL_ADDRESS = 0x2400
+VMCS_VM_EXIT_REASON = 0x4402
+VMCS_VM_EXIT_INTR_INFO = 0x4404
+VMCS_VM_EXIT_INTR_ERROR_CODE = 0x4406
+VMCS_VM_EXIT_INSTRUCTION_LEN = 0x440C
+VMCS_EXIT_QUALIFICATION = 0x6400
+#: VM-exit interruption information: vector 7:0, type 10:8, error code valid 11, valid 31.
+INTR_TYPE_HW_EXCEPTION = 3
+INTR_INFO_DELIVER_CODE = 1 << 11
+INTR_INFO_VALID = 1 << 31
+
+# --- AMD SVM --------------------------------------------------------------------------------
+VMEXIT_EXCEPTION_PF = 0x4E  # VMEXIT_EXCP_BASE (0x40) + vector 14
+VMEXIT_IOIO = 0x7B
+VMEXIT_VMMCALL = 0x81
+VMEXIT_NPF = 0x400
+SVM_SEGMENTS = ("ES", "CS", "SS", "DS", "FS", "GS")
+
+# --- KVM ------------------------------------------------------------------------------------
+KVM_EXIT_IO = 2
+KVM_EXIT_MMIO = 6
+KVM_EXIT_IO_IN = 0
+KVM_EXIT_IO_OUT = 1
+KVM_RUN_EXIT_REASON_OFFSET = 8
+KVM_RUN_UNION_OFFSET = 32
+KVM_PIO_DATA_OFFSET = 4096  # KVM_PIO_PAGE_OFFSET (1) x PAGE_SIZE on x86
+
+# --- x86 #PF error code ---------------------------------------------------------------------
+PF_VECTOR = 14
+PFEC_PRESENT = 1 << 0
+PFEC_WRITE = 1 << 1
+PFEC_USER = 1 << 2
+PFEC_RSVD = 1 << 3
+PFEC_FETCH = 1 << 4
+
+
+@dataclass(frozen=True)
+class PortAccess:
+    """What a trapped port-I/O instruction did, independent of any vendor's encoding."""
+
+    port: int
+    size: int
+    is_in: bool
+    string: bool = False
+    rep: bool = False
+    imm: bool = False  # port given as an immediate operand (IN AL, 0x60) rather than in DX
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 0xFFFF:
+            raise ConfigError(f"port {self.port:#x} is outside 0x0000-0xFFFF")
+        if self.size not in (1, 2, 4):
+            raise BadSizeError(f"port I/O moves 1, 2 or 4 bytes, not {self.size}")
+
+    def __str__(self) -> str:
+        name = ("REP " if self.rep else "") + ("IN" if self.is_in else "OUT")
+        name += ("S" + "BWxD"[self.size - 1]) if self.string else ""
+        return f"{name} port {self.port:#06x}, {self.size} byte(s)"
+
+
+# --- Intel exit qualification for I/O instructions -----------------------------------------
+def vmx_io_qualification(acc: PortAccess) -> int:
+    """Encode the VMX exit qualification (field 0x6400) of an I/O-instruction exit."""
+    return (
+        (acc.size - 1)
+        | acc.is_in << 3
+        | acc.string << 4
+        | acc.rep << 5
+        | acc.imm << 6
+        | acc.port << 16
+    )
+
+
+def decode_vmx_io_qualification(q: int) -> PortAccess:
+    """Decode a VMX I/O exit qualification; reserved bits or size code 2 are an error."""
+    if q >> 32 or (q >> 7) & 0x1FF:
+        raise ConfigError(f"exit qualification {q:#x} has reserved bits set")
+    code = q & 7
+    if code not in (0, 1, 3):
+        raise ConfigError(f"size field {code} is not 0, 1 or 3 (1, 2 or 4 bytes)")
+    return PortAccess(
+        port=(q >> 16) & 0xFFFF,
+        size=code + 1,
+        is_in=bool(q & 8),
+        string=bool(q & 16),
+        rep=bool(q & 32),
+        imm=bool(q & 64),
+    )
+
+
+def vmx_intr_info(vector: int, error_code_valid: bool, kind: int = INTR_TYPE_HW_EXCEPTION) -> int:
+    """VM-exit interruption information (field 0x4404) for an exception exit."""
+    return (
+        vector | kind << 8 | (INTR_INFO_DELIVER_CODE if error_code_valid else 0) | INTR_INFO_VALID
+    )
+
+
+# --- AMD EXITINFO1 for IOIO -----------------------------------------------------------------
+def svm_ioio_exitinfo1(acc: PortAccess, address_size: int = 64, segment: str = "DS") -> int:
+    """Encode EXITINFO1 of #VMEXIT(IOIO): TYPE, STR, REP, one-hot SZ, one-hot A, SEG, PORT.
+
+    The address size describes the instruction's addressing mode and is filled in for every
+    IN/OUT; the segment only matters for OUTS (INS always uses ES, reported as 0).
+    """
+    a_bit = {16: 1 << 7, 32: 1 << 8, 64: 1 << 9}.get(address_size)
+    if a_bit is None:
+        raise ConfigError(f"address size {address_size} is not 16, 32 or 64")
+    seg = 0
+    if acc.string and not acc.is_in:
+        if segment not in SVM_SEGMENTS:
+            raise ConfigError(f"segment {segment!r} is not one of {SVM_SEGMENTS}")
+        seg = SVM_SEGMENTS.index(segment)
+    return (
+        acc.is_in
+        | acc.string << 2
+        | acc.rep << 3
+        | acc.size << 4  # one-hot: 1 -> bit 4, 2 -> bit 5, 4 -> bit 6
+        | a_bit
+        | seg << 10
+        | acc.port << 16
+    )
+
+
+def decode_svm_ioio_exitinfo1(info1: int) -> PortAccess:
+    """Decode EXITINFO1 of #VMEXIT(IOIO); the size field must be one-hot."""
+    size = (info1 >> 4) & 7
+    if size not in (1, 2, 4):
+        raise ConfigError(f"EXITINFO1 {info1:#x}: size bits 6:4 = {size:03b} are not one-hot")
+    return PortAccess(
+        port=(info1 >> 16) & 0xFFFF,
+        size=size,
+        is_in=bool(info1 & 1),
+        string=bool(info1 & 4),
+        rep=bool(info1 & 8),
+    )
+
+
+# --- KVM struct kvm_run ----------------------------------------------------------------------
+_KVM_IO = struct.Struct("<BBHIQ")  # direction, size, port, count, data_offset
+_KVM_MMIO = struct.Struct("<Q8sIB")  # phys_addr, data[8], len, is_write
+
+
+def kvm_run_io(acc: PortAccess, data: bytes = b"", count: int = 1) -> bytearray:
+    """The kvm_run page (+ the PIO data page) user space sees after KVM_EXIT_IO."""
+    if len(data) > count * acc.size:
+        raise ConfigError("more data than count x size bytes")
+    run = bytearray(KVM_PIO_DATA_OFFSET + count * acc.size)
+    struct.pack_into("<I", run, KVM_RUN_EXIT_REASON_OFFSET, KVM_EXIT_IO)
+    direction = KVM_EXIT_IO_IN if acc.is_in else KVM_EXIT_IO_OUT
+    _KVM_IO.pack_into(
+        run, KVM_RUN_UNION_OFFSET, direction, acc.size, acc.port, count, KVM_PIO_DATA_OFFSET
+    )
+    run[KVM_PIO_DATA_OFFSET : KVM_PIO_DATA_OFFSET + len(data)] = data
+    return run
+
+
+def kvm_run_mmio(phys_addr: int, length: int, is_write: bool, data: bytes = b"") -> bytearray:
+    """The kvm_run page user space sees after KVM_EXIT_MMIO."""
+    if not 1 <= length <= 8 or len(data) > length:
+        raise BadSizeError(f"an MMIO exit carries 1-8 bytes, not {length}")
+    run = bytearray(KVM_PIO_DATA_OFFSET)
+    struct.pack_into("<I", run, KVM_RUN_EXIT_REASON_OFFSET, KVM_EXIT_MMIO)
+    _KVM_MMIO.pack_into(
+        run, KVM_RUN_UNION_OFFSET, phys_addr, data.ljust(8, b"\0"), length, int(is_write)
+    )
+    return run
+
+
+def decode_kvm_run(run: bytes) -> dict:
+    """Read a kvm_run buffer the way a VMM's run loop does, by ``exit_reason``."""
+    (reason,) = struct.unpack_from("<I", run, KVM_RUN_EXIT_REASON_OFFSET)
+    if reason == KVM_EXIT_IO:
+        direction, size, port, count, off = _KVM_IO.unpack_from(run, KVM_RUN_UNION_OFFSET)
+        return {
+            "exit_reason": "KVM_EXIT_IO",
+            "direction": "OUT" if direction == KVM_EXIT_IO_OUT else "IN",
+            "size": size,
+            "port": port,
+            "count": count,
+            "data_offset": off,
+            "data": bytes(run[off : off + size * count]),
+        }
+    if reason == KVM_EXIT_MMIO:
+        addr, data, length, is_write = _KVM_MMIO.unpack_from(run, KVM_RUN_UNION_OFFSET)
+        return {
+            "exit_reason": "KVM_EXIT_MMIO",
+            "phys_addr": addr,
+            "len": length,
+            "is_write": bool(is_write),
+            "data": data[:length],
+        }
+    raise ConfigError(f"kvm_run exit_reason {reason} is neither KVM_EXIT_IO nor KVM_EXIT_MMIO")
+
+
+# --- #PF error code -------------------------------------------------------------------------
+def pf_error_code(
+    present: bool, write: bool, user: bool = False, rsvd: bool = False, fetch: bool = False
+) -> int:
+    """The x86 page-fault error code pushed with #PF (and reported on a #PF exit)."""
+    return present | write << 1 | user << 2 | rsvd << 3 | fetch << 4
+
+
+def describe_pf_error_code(code: int) -> str:
+    """Spell out a #PF error code, e.g. ``not-present write, supervisor``."""
+    parts = ["protection" if code & PFEC_PRESENT else "not-present"]
+    parts[0] += " " + ("fetch" if code & PFEC_FETCH else "write" if code & PFEC_WRITE else "read")
+    parts.append("user" if code & PFEC_USER else "supervisor")
+    if code & PFEC_RSVD:
+        parts.append("reserved bit set")
+    return ", ".join(parts)

@@ -1,0 +1,142 @@
+"""The physical machine and the domains (virtual machines) on it.
+
+``Machine`` is the real PC: machine memory, the real port space (devices a domain may own
+outright), a virtual clock, the trace and the cost model. ``Domain`` is one guest: its RAM is
+a range of machine frames reached through a **p2m** table (guest frame → machine frame), its
+emulated devices sit on its own port and MMIO buses, and its intercept bitmap says which
+ports trap. This is the thread's picture: the guest thinks its RAM is 0-256 MiB, the machine
+put it at 256-512 MiB.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .bus import Device, MemoryBus, PortBus
+from .clock import Clock
+from .costs import CostModel
+from .errors import BadAddressError, ConfigError
+from .iobitmap import SvmIopm, VmxIoBitmaps
+from .memory import MIB, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, MachineMemory
+from .paging import PageTable
+from .trace import Trace
+
+VENDORS = ("vmx", "svm")
+KINDS = ("hvm", "pv")
+
+
+class Machine:
+    """A physical PC with ``ram`` bytes of machine memory."""
+
+    def __init__(self, ram: int = 512 * MIB, costs: CostModel | None = None) -> None:
+        self.clock = Clock()
+        self.trace = Trace()
+        self.costs = costs or CostModel()
+        self.memory = MachineMemory(ram)
+        self.ports = PortBus("machine ports")
+        self.console = bytearray()  # what the hypervisor printed on its own console
+        self.domains: list[Domain] = []
+
+    def add_domain(
+        self,
+        name: str,
+        ram: int,
+        base: int | None = None,
+        kind: str = "hvm",
+        vendor: str = "vmx",
+    ) -> Domain:
+        """Create a domain with ``ram`` bytes placed at machine address ``base``.
+
+        Without ``base`` the RAM goes right after the previous domain's.
+        """
+        if base is None:
+            base = max((d.machine_base + d.ram_size for d in self.domains), default=0)
+        dom = Domain(self, name, len(self.domains), ram, base, kind, vendor)
+        self.domains.append(dom)
+        return dom
+
+
+class Domain:
+    """One virtual machine (a Xen domain; an HVM guest or a paravirtualized one)."""
+
+    def __init__(
+        self, machine: Machine, name: str, domid: int, ram: int, base: int, kind: str, vendor: str
+    ) -> None:
+        if kind not in KINDS:
+            raise ConfigError(f"domain kind {kind!r} is not one of {KINDS}")
+        if vendor not in VENDORS:
+            raise ConfigError(f"vendor {vendor!r} is not one of {VENDORS}")
+        if ram <= 0 or ram & PAGE_MASK or base & PAGE_MASK:
+            raise ConfigError("domain RAM size and base must be positive multiples of 4 KiB")
+        if base + ram > machine.memory.size:
+            raise BadAddressError(
+                f"{name}: RAM {base:#x}-{base + ram - 1:#x} does not fit in the machine's "
+                f"{machine.memory.size >> 20} MiB"
+            )
+        for other in machine.domains:
+            if base < other.machine_base + other.ram_size and other.machine_base < base + ram:
+                raise ConfigError(f"{name}: RAM overlaps the RAM of {other.name}")
+        self.machine = machine
+        self.name = name
+        self.domid = domid
+        self.kind = kind
+        self.vendor = vendor
+        self.ram_size = ram
+        self.machine_base = base
+        first = base >> PAGE_SHIFT
+        self.p2m = np.arange(first, first + (ram >> PAGE_SHIFT), dtype=np.int64)
+        self.ports = PortBus(f"{name} emulated ports")
+        self.mmio = MemoryBus(f"{name} MMIO")
+        self.intercepts: VmxIoBitmaps | SvmIopm = (
+            VmxIoBitmaps.xen_default() if vendor == "vmx" else SvmIopm.xen_default()
+        )
+        self.page_table: PageTable | None = None  # None: guest paging off (virtual = physical)
+        self.shadow: dict[int, int] = {}  # the hypervisor's filled shadow entries: vpn -> gpa page
+
+    def __repr__(self) -> str:
+        return f"Domain({self.name!r}, {self.kind}, {self.vendor}, {self.ram_size >> 20} MiB)"
+
+    # -- devices ---------------------------------------------------------------------------
+    def emulate_ports(self, base: int, length: int, device: Device, name: str) -> None:
+        """Put an emulated device on ports ``base`` …; its ports are intercepted."""
+        self.ports.claim(base, length, device, name)
+        self.intercepts.intercept(base, base + length - 1)
+
+    def emulate_mmio(self, base: int, length: int, device: Device, name: str) -> None:
+        """Put an emulated device at guest-physical ``base`` …; its pages never get a shadow."""
+        self.mmio.claim(base, length, device, name)
+        for vpn in [v for v, page in self.shadow.items() if self.mmio.find(page) is not None]:
+            del self.shadow[vpn]
+
+    def assign_ports(self, base: int, length: int) -> None:
+        """Give the domain the machine's real device on these ports: no intercept at all."""
+        for port in range(base, base + length):
+            if self.machine.ports.find(port) is None:
+                raise ConfigError(f"no machine device answers port {port:#x}")
+        self.intercepts.allow(base, base + length - 1)
+
+    # -- memory ----------------------------------------------------------------------------
+    def gfn_to_mfn(self, gfn: int) -> int:
+        """Look up the p2m: the machine frame behind guest frame ``gfn``."""
+        if not 0 <= gfn < len(self.p2m):
+            raise BadAddressError(f"{self.name}: guest frame {gfn:#x} is not RAM")
+        return int(self.p2m[gfn])
+
+    def gpa_to_maddr(self, gpa: int) -> int:
+        """Guest-physical address → machine address, through the p2m."""
+        return (self.gfn_to_mfn(gpa >> PAGE_SHIFT) << PAGE_SHIFT) | (gpa & PAGE_MASK)
+
+    def is_ram(self, gpa: int) -> bool:
+        """Is ``gpa`` guest RAM (and not an emulated MMIO range)?"""
+        return 0 <= gpa < self.ram_size and self.mmio.find(gpa) is None
+
+    def read_ram(self, gpa: int, size: int) -> int:
+        """Read guest RAM (must not cross a page)."""
+        return self.machine.memory.read(self.gpa_to_maddr(gpa), size)
+
+    def write_ram(self, gpa: int, size: int, value: int) -> None:
+        """Write guest RAM (must not cross a page)."""
+        self.machine.memory.write(self.gpa_to_maddr(gpa), size, value)
+
+
+__all__ = ["Machine", "Domain", "PAGE_SIZE"]

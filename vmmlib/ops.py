@@ -1,0 +1,140 @@
+"""The operations a guest program yields to its vCPU.
+
+A guest is a generator function. Each ``yield`` hands one operation to the vCPU, which
+performs it (directly, or by exiting to the hypervisor) and sends the result back in::
+
+    def hello(port=0x3F8):
+        for ch in b"Hi":
+            while not (yield In(port + 5, 1)) & 0x20:   # poll LSR.THRE
+                pass
+            yield Out(port, 1, ch)                      # write THR
+
+Drivers compose with ``yield from``. The operations mirror x86 instructions: IN/OUT,
+INS/OUTS with a REP prefix, MOV to/from memory, and a hypercall (VMCALL, or the PV trap).
+The constructors validate their arguments, so a misconfigured guest fails at once with a
+clear ``ConfigError`` instead of deep inside the simulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .bus import MMIO_SIZES, PORT_SIZES
+from .errors import BadPortError, BadSizeError, ConfigError
+
+
+def _check_port(port: int, size: int) -> None:
+    if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
+        raise BadPortError(f"port {port!r} is outside the 16-bit I/O space 0x0000-0xFFFF")
+    if size not in PORT_SIZES:
+        raise BadSizeError(f"port I/O moves 1, 2 or 4 bytes, not {size!r}")
+
+
+def _check_value(value: int, size: int) -> None:
+    if not isinstance(value, int) or not 0 <= value < 1 << (8 * size):
+        raise ConfigError(f"value {value!r} does not fit in {size} byte(s)")
+
+
+@dataclass(slots=True)
+class In:
+    """IN: read ``size`` bytes from ``port``; the vCPU sends back the value."""
+
+    port: int
+    size: int = 1
+
+    def __post_init__(self) -> None:
+        _check_port(self.port, self.size)
+
+
+@dataclass(slots=True)
+class Out:
+    """OUT: write ``value`` (``size`` bytes) to ``port``."""
+
+    port: int
+    size: int
+    value: int
+
+    def __post_init__(self) -> None:
+        _check_port(self.port, self.size)
+        _check_value(self.value, self.size)
+
+
+@dataclass(slots=True)
+class Ins:
+    """(REP) INS: read ``count`` elements of ``size`` bytes from ``port``; sends back a list."""
+
+    port: int
+    size: int
+    count: int
+    rep: bool = True
+
+    def __post_init__(self) -> None:
+        _check_port(self.port, self.size)
+        if not isinstance(self.count, int) or self.count < 1 or (self.count > 1 and not self.rep):
+            raise ConfigError(f"INS moves one element, or count >= 1 with REP; got {self.count!r}")
+
+
+@dataclass(slots=True)
+class Outs:
+    """(REP) OUTS: write each element of ``values`` (``size`` bytes each) to ``port``."""
+
+    port: int
+    size: int
+    values: tuple[int, ...]
+    rep: bool = True
+
+    def __post_init__(self) -> None:
+        _check_port(self.port, self.size)
+        self.values = tuple(self.values)
+        if not self.values or (len(self.values) > 1 and not self.rep):
+            raise ConfigError("OUTS needs one value, or several with REP")
+        for v in self.values:
+            _check_value(v, self.size)
+
+    @property
+    def count(self) -> int:
+        return len(self.values)
+
+
+@dataclass(slots=True)
+class Load:
+    """MOV from memory: read ``size`` bytes at (guest-virtual) ``addr``; sends back the value."""
+
+    addr: int
+    size: int = 4
+
+    def __post_init__(self) -> None:
+        if self.size not in MMIO_SIZES:
+            raise BadSizeError(f"a load moves 1, 2, 4 or 8 bytes, not {self.size!r}")
+        if not isinstance(self.addr, int) or self.addr < 0:
+            raise ConfigError(f"address {self.addr!r} is not a non-negative integer")
+
+
+@dataclass(slots=True)
+class Store:
+    """MOV to memory: write ``value`` (``size`` bytes) at (guest-virtual) ``addr``."""
+
+    addr: int
+    size: int
+    value: int
+
+    def __post_init__(self) -> None:
+        if self.size not in MMIO_SIZES:
+            raise BadSizeError(f"a store moves 1, 2, 4 or 8 bytes, not {self.size!r}")
+        if not isinstance(self.addr, int) or self.addr < 0:
+            raise ConfigError(f"address {self.addr!r} is not a non-negative integer")
+        _check_value(self.value, self.size)
+
+
+@dataclass(slots=True)
+class Hypercall:
+    """A call into the hypervisor by number, as a paravirtualized guest makes it."""
+
+    nr: int
+    args: tuple = ()
+
+    def __post_init__(self) -> None:
+        self.args = tuple(self.args)
+
+
+Operation = In | Out | Ins | Outs | Load | Store | Hypercall

@@ -1,0 +1,259 @@
+"""The virtual CPU: runs a guest program one operation at a time.
+
+``Vcpu.step()`` takes the operation the guest yielded and does what the hardware would:
+
+* port I/O whose bits are clear in the intercept bitmap goes straight to the machine's device
+  (the domain owns it); otherwise the CPU **exits**, writing an exit record in the vendor's
+  real format, and the hypervisor (``vmmlib.hypervisor``) decodes and emulates it;
+* a load or store walks the shadow page table; an entry that is not present (an MMIO page,
+  a page the guest itself has not mapped, or one the shadow has not filled yet) makes a #PF
+  exit, which the hypervisor classifies;
+* a hypercall goes to the hypervisor directly (PV) or as a VMCALL/VMMCALL exit (HVM).
+
+Every hop appends one event to the machine's trace and advances the virtual clock. The
+caller decides when to step, so a widget can show one operation at a time and a scheduler
+can interleave vCPUs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+from . import hypervisor
+from .errors import GuestFault, GuestProgramError
+from .exits import (
+    EXIT_REASON_EXCEPTION_NMI,
+    EXIT_REASON_IO_INSTRUCTION,
+    EXIT_REASON_VMCALL,
+    PF_VECTOR,
+    VMEXIT_EXCEPTION_PF,
+    VMEXIT_IOIO,
+    VMEXIT_VMMCALL,
+    PortAccess,
+    svm_ioio_exitinfo1,
+    vmx_intr_info,
+)
+from .machine import Domain
+from .memory import PAGE_MASK, PAGE_SHIFT
+from .ops import Hypercall, In, Ins, Load, Out, Outs, Store
+
+#: Nominal instruction lengths (bytes) for RIP bookkeeping: IN/OUT with DX, REP INS/OUTS,
+#: a MOV to or from memory, VMCALL (0F 01 C1).
+INSN_LEN = {In: 1, Out: 1, Ins: 2, Outs: 2, Load: 3, Store: 3, Hypercall: 3}
+
+Program = Generator[Any, Any, Any]
+
+
+class Vcpu:
+    """One virtual CPU of ``domain``, running the guest generator ``program``."""
+
+    def __init__(self, domain: Domain, program: Program, name: str | None = None) -> None:
+        self.domain = domain
+        self.machine = domain.machine
+        self.name = name or domain.name
+        self.program = program
+        self.rip = 0x1000
+        self.rax = 0
+        self.done = False
+        self.crashed: BaseException | None = None
+        self.steps = 0
+        self._pending: Any = None  # the operation the guest yielded and is waiting on
+        self._started = False
+        self._dispatch: dict[type, Callable[[Any], Any]] = {
+            In: self._port_io,
+            Out: self._port_io,
+            Ins: self._port_io,
+            Outs: self._port_io,
+            Load: self._memory,
+            Store: self._memory,
+            Hypercall: self._hypercall,
+        }
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "running"
+        return f"Vcpu({self.name!r}, {self.steps} steps, {state})"
+
+    # -- driving the guest ------------------------------------------------------------------
+    def step(self) -> bool:
+        """Perform one guest operation. Returns False once the guest has finished."""
+        if self.done:
+            return False
+        if not self._started:
+            self._started = True
+            return self._resume(None, first=True)
+        op = self._pending
+        handler = self._dispatch.get(type(op))
+        if handler is None:
+            return self._crash(GuestProgramError(f"guest yielded {op!r}, not an operation"))
+        self.steps += 1
+        self.rip += INSN_LEN[type(op)]
+        try:
+            result = handler(op)
+        except GuestFault as fault:  # delivered into the guest, as the CPU would
+            return self._resume(fault, throw=True)
+        return self._resume(result)
+
+    def run(self, max_steps: int = 1_000_000) -> int:
+        """Step until the guest finishes (or ``max_steps``); returns the number of steps."""
+        n = 0
+        while n < max_steps and self.step():
+            n += 1
+        return n
+
+    def _resume(self, value: Any, first: bool = False, throw: bool = False) -> bool:
+        try:
+            if first:
+                self._pending = next(self.program)
+            elif throw:
+                self._pending = self.program.throw(value)
+            else:
+                self._pending = self.program.send(value)
+        except StopIteration:
+            self.done = True
+            self.machine.trace.record((self.machine.clock.now, self.name, "halt", {}))
+            return False
+        except Exception as exc:  # the guest died of something it did not handle
+            return self._crash(exc)
+        return True
+
+    def _crash(self, exc: BaseException) -> bool:
+        self.done = True
+        self.crashed = exc
+        self.machine.trace.record(
+            (self.machine.clock.now, self.name, "crash", {"error": f"{type(exc).__name__}: {exc}"})
+        )
+        return False
+
+    # -- port I/O ----------------------------------------------------------------------------
+    def _port_io(self, op: In | Out | Ins | Outs) -> Any:
+        is_in = type(op) in (In, Ins)
+        string = type(op) in (Ins, Outs)
+        if not self.domain.intercepts.exits(op.port, op.size):
+            return self._direct_io(op, is_in, string)
+        acc = PortAccess(op.port, op.size, is_in, string, string and op.rep)
+        if string:
+            data = None if is_in else list(op.values)
+            count = op.count
+        else:
+            data = None if is_in else op.value
+            count = 1
+        if not is_in and not string:
+            self.rax = op.value
+        fields = self._io_exit_record(acc)
+        self._exit(fields)
+        result = hypervisor.handle_port_io(self, acc, data, count)
+        self._entry()
+        if is_in and not string:
+            self.rax = result
+        return result
+
+    def _io_exit_record(self, acc: PortAccess) -> dict[str, Any]:
+        if self.domain.vendor == "vmx":
+            return {
+                "reason": "IO_INSTRUCTION",
+                "exit_reason": EXIT_REASON_IO_INSTRUCTION,
+                "exit_qualification": (acc.size - 1)
+                | acc.is_in << 3
+                | acc.string << 4
+                | acc.rep << 5
+                | acc.port << 16,
+                "instruction_len": INSN_LEN[Ins if acc.string else In],
+            }
+        return {
+            "reason": "IOIO",
+            "exitcode": VMEXIT_IOIO,
+            "exitinfo1": svm_ioio_exitinfo1(acc),
+            "exitinfo2": self.rip,  # rIP of the next instruction
+        }
+
+    def _direct_io(self, op: Any, is_in: bool, string: bool) -> Any:
+        bus = self.machine.ports
+        clock = self.machine.clock
+        if string:
+            n = op.count
+            if is_in:
+                result: Any = [bus.read(op.port, op.size) for _ in range(n)]
+            else:
+                for v in op.values:
+                    bus.write(op.port, op.size, v)
+                result = None
+        else:
+            n = 1
+            if is_in:
+                result = bus.read(op.port, op.size)
+            else:
+                bus.write(op.port, op.size, op.value)
+                result = None
+        t = clock.advance(n * self.machine.costs.native_port_io_ns)
+        self.machine.trace.record(
+            (t, self.name, "io", {"port": op.port, "dir": "in" if is_in else "out", "count": n})
+        )
+        return result
+
+    # -- exits and entries --------------------------------------------------------------------
+    def _exit(self, fields: dict[str, Any]) -> None:
+        t = self.machine.clock.advance(self.machine.costs.vm_exit_ns)
+        self.machine.trace.record((t, "cpu", "exit", fields))
+
+    def _entry(self) -> None:
+        self.machine.clock.advance(self.machine.costs.vm_entry_ns)
+
+    # -- memory -------------------------------------------------------------------------------
+    def _memory(self, op: Load | Store) -> Any:
+        write = type(op) is Store
+        dom = self.domain
+        while True:
+            gpa_page = dom.shadow.get(op.addr >> PAGE_SHIFT)
+            if gpa_page is not None:  # the shadow maps it: plain RAM, no exit
+                gpa = gpa_page | (op.addr & PAGE_MASK)
+                pte_ok = dom.page_table is None or dom.page_table.translate(op.addr, write)
+                if pte_ok is not None:
+                    t = self.machine.clock.advance(self.machine.costs.ram_access_ns)
+                    if write:
+                        dom.write_ram(gpa, op.size, op.value)
+                        self.machine.trace.record(
+                            (t, self.name, "store", {"addr": op.addr, "value": op.value})
+                        )
+                        return None
+                    value = dom.read_ram(gpa, op.size)
+                    self.machine.trace.record(
+                        (t, self.name, "load", {"addr": op.addr, "value": value})
+                    )
+                    return value
+            # shadow entry not present: #PF exit
+            error_code = hypervisor.pf_error_code_for(dom, op.addr, write)
+            self._exit(self._pf_exit_record(op.addr, error_code))
+            outcome = hypervisor.handle_page_fault(self, op, error_code)
+            self._entry()
+            if outcome is not hypervisor.RETRY:
+                return outcome
+
+    def _pf_exit_record(self, addr: int, error_code: int) -> dict[str, Any]:
+        if self.domain.vendor == "vmx":
+            return {
+                "reason": "EXCEPTION_NMI",
+                "exit_reason": EXIT_REASON_EXCEPTION_NMI,
+                "exit_qualification": addr,  # for #PF: the faulting linear address
+                "intr_info": vmx_intr_info(PF_VECTOR, True),
+                "intr_error_code": error_code,
+            }
+        return {
+            "reason": "EXCP_PF",
+            "exitcode": VMEXIT_EXCEPTION_PF,
+            "exitinfo1": error_code,
+            "exitinfo2": addr,
+        }
+
+    # -- hypercalls -----------------------------------------------------------------------------
+    def _hypercall(self, op: Hypercall) -> Any:
+        if self.domain.kind == "hvm":
+            if self.domain.vendor == "vmx":
+                fields = {"reason": "VMCALL", "exit_reason": EXIT_REASON_VMCALL}
+            else:
+                fields = {"reason": "VMMCALL", "exitcode": VMEXIT_VMMCALL}
+            self._exit(fields)
+            result = hypervisor.handle_hypercall(self, op)
+            self._entry()
+            return result
+        return hypervisor.handle_hypercall(self, op)
