@@ -12,7 +12,7 @@ so a read returns all ones and a write goes nowhere. The bus models exactly that
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import BadAddressError, BadPortError, BadSizeError, ConfigError, OverlapError
@@ -30,7 +30,7 @@ class Device(Protocol):
     def write(self, offset: int, size: int, value: int) -> None: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Region:
     """One claim: ``length`` addresses from ``base``, answered by ``device``."""
 
@@ -38,11 +38,10 @@ class Region:
     length: int
     device: Device
     name: str
+    end: int = field(init=False)  # last address of the range (inclusive)
 
-    @property
-    def end(self) -> int:
-        """Last address of the range (inclusive)."""
-        return self.base + self.length - 1
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "end", self.base + self.length - 1)
 
     def __contains__(self, addr: int) -> bool:
         return self.base <= addr <= self.end
@@ -108,7 +107,8 @@ class Bus:
     # -- accesses --------------------------------------------------------------------------
     def read(self, addr: int, size: int) -> int:
         """Read ``size`` bytes at ``addr`` (little-endian); unclaimed bytes read as 0xFF."""
-        self.check(addr, size)
+        if size not in self.sizes or addr.__class__ is not int or not 0 <= addr < self.size:
+            self.check(addr, size)
         r = self.find(addr)
         if r is not None and addr + size - 1 <= r.end:
             return r.device.read(addr - r.base, size) & ((1 << (8 * size)) - 1)
@@ -119,7 +119,8 @@ class Bus:
 
     def write(self, addr: int, size: int, value: int) -> None:
         """Write ``size`` bytes of ``value`` at ``addr``; unclaimed bytes are dropped."""
-        self.check(addr, size)
+        if size not in self.sizes or addr.__class__ is not int or not 0 <= addr < self.size:
+            self.check(addr, size)
         value &= (1 << (8 * size)) - 1
         r = self.find(addr)
         if r is not None and addr + size - 1 <= r.end:

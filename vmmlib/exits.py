@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .errors import BadSizeError, ConfigError
+from .errors import BadPortError, BadSizeError, ConfigError
 
 # --- Intel VMX ------------------------------------------------------------------------------
 EXIT_REASON_EXCEPTION_NMI = 0
@@ -59,7 +59,7 @@ PFEC_RSVD = 1 << 3
 PFEC_FETCH = 1 << 4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PortAccess:
     """What a trapped port-I/O instruction did, independent of any vendor's encoding."""
 
@@ -72,7 +72,7 @@ class PortAccess:
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 0xFFFF:
-            raise ConfigError(f"port {self.port:#x} is outside 0x0000-0xFFFF")
+            raise BadPortError(f"port {self.port:#x} is outside 0x0000-0xFFFF")
         if self.size not in (1, 2, 4):
             raise BadSizeError(f"port I/O moves 1, 2 or 4 bytes, not {self.size}")
 

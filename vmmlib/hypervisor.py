@@ -14,12 +14,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import PageFault
-from .exits import pf_error_code
+from .exits import decode_svm_ioio_exitinfo1, decode_vmx_io_qualification, pf_error_code
 from .memory import PAGE_MASK, PAGE_SHIFT
 from .paging import FaultKind, classify_fault
 
 if TYPE_CHECKING:
-    from .exits import PortAccess
     from .ops import Hypercall, Load, Store
     from .vcpu import Vcpu
 
@@ -33,27 +32,45 @@ HYPERCALL_NAMES = {HYPERVISOR_console_io: "console_io"}
 RETRY = object()
 
 
-def handle_port_io(vcpu: Vcpu, acc: PortAccess, data: Any, count: int) -> Any:
-    """Emulate a trapped IN/OUT/INS/OUTS on the domain's emulated port bus."""
+def handle_port_io(vcpu: Vcpu, record: dict[str, Any]) -> None:
+    """Emulate a trapped IN/OUT/INS/OUTS, knowing only the exit record and guest state.
+
+    Like Xen's ``handle_pio`` fast path, it decodes port, size and direction from the VMX
+    exit qualification (or the SVM EXITINFO1), takes OUT data from RAX (or the OUTS buffer),
+    performs the access on the domain's emulated port bus and leaves IN data in RAX.
+    """
+    if "exit_qualification" in record:
+        acc = decode_vmx_io_qualification(record["exit_qualification"])
+    else:
+        acc = decode_svm_ioio_exitinfo1(record["exitinfo1"])
+    port, size, is_in, string = acc.port, acc.size, acc.is_in, acc.string
     machine = vcpu.machine
     costs = machine.costs
     bus = vcpu.domain.ports
-    t = machine.clock.advance(costs.decode_ns + costs.emulate_ns * count)
-    region = bus.find(acc.port)
-    fields = {"device": region.name if region else "(none)", "port": acc.port}
-    if acc.is_in:
-        values = [bus.read(acc.port, acc.size) for _ in range(count)]
-        result: Any = values if acc.string else values[0]
-        fields["dir"] = "in"
+    count = vcpu.string_count if string else 1
+    machine.clock.now += costs.decode_ns + costs.emulate_ns * count
+    region = bus.find(port)
+    device = region.name if region is not None else "(none)"
+    if is_in:
+        if string:
+            value = vcpu.string_buffer = [bus.read(port, size) for _ in range(count)]
+        else:
+            value = vcpu.rax = bus.read(port, size)
+    elif string:
+        value = vcpu.string_buffer
+        for v in value:
+            bus.write(port, size, v)
     else:
-        for v in data if acc.string else (data,):
-            bus.write(acc.port, acc.size, v)
-        result = None
-        values = data
-        fields["dir"] = "out"
-    fields["value"] = values
-    machine.trace.record((t, "xen", "emulate", fields))
-    return result
+        value = vcpu.rax
+        bus.write(port, size, value)
+    machine.trace.record(
+        (
+            machine.clock.now,
+            "xen",
+            "emulate",
+            {"device": device, "port": port, "dir": "in" if is_in else "out", "value": value},
+        )
+    )
 
 
 def pf_error_code_for(domain: Any, vaddr: int, write: bool) -> int:

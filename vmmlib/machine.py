@@ -15,7 +15,7 @@ import numpy as np
 from .bus import Device, MemoryBus, PortBus
 from .clock import Clock
 from .costs import CostModel
-from .errors import BadAddressError, ConfigError
+from .errors import BadAddressError, BadSizeError, ConfigError
 from .iobitmap import SvmIopm, VmxIoBitmaps
 from .memory import MIB, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, MachineMemory
 from .paging import PageTable
@@ -66,8 +66,8 @@ class Domain:
             raise ConfigError(f"domain kind {kind!r} is not one of {KINDS}")
         if vendor not in VENDORS:
             raise ConfigError(f"vendor {vendor!r} is not one of {VENDORS}")
-        if ram <= 0 or ram & PAGE_MASK or base & PAGE_MASK:
-            raise ConfigError("domain RAM size and base must be positive multiples of 4 KiB")
+        if ram <= 0 or base < 0 or ram & PAGE_MASK or base & PAGE_MASK:
+            raise ConfigError("domain RAM size and base must be non-negative multiples of 4 KiB")
         if base + ram > machine.memory.size:
             raise BadAddressError(
                 f"{name}: RAM {base:#x}-{base + ram - 1:#x} does not fit in the machine's "
@@ -130,13 +130,33 @@ class Domain:
         """Is ``gpa`` guest RAM (and not an emulated MMIO range)?"""
         return 0 <= gpa < self.ram_size and self.mmio.find(gpa) is None
 
+    def _ram_pieces(self, gpa: int, size: int) -> list[tuple[int, int]]:
+        """(machine address, length) of each guest page an access touches, via the p2m.
+
+        Each page is translated on its own, as the MMU does: consecutive guest frames need not
+        be consecutive machine frames, and the frame after the last one is not RAM.
+        """
+        if size not in (1, 2, 4, 8):
+            raise BadSizeError(f"a memory access moves 1, 2, 4 or 8 bytes, not {size!r}")
+        pieces = []
+        while size:
+            n = min(size, PAGE_SIZE - (gpa & PAGE_MASK))
+            pieces.append((self.gpa_to_maddr(gpa), n))
+            gpa, size = gpa + n, size - n
+        return pieces
+
     def read_ram(self, gpa: int, size: int) -> int:
-        """Read guest RAM (must not cross a page)."""
-        return self.machine.memory.read(self.gpa_to_maddr(gpa), size)
+        """Read guest RAM (an access that crosses a page is translated page by page)."""
+        mem = self.machine.memory
+        data = b"".join(mem.read_bytes(maddr, n) for maddr, n in self._ram_pieces(gpa, size))
+        return int.from_bytes(data, "little")
 
     def write_ram(self, gpa: int, size: int, value: int) -> None:
-        """Write guest RAM (must not cross a page)."""
-        self.machine.memory.write(self.gpa_to_maddr(gpa), size, value)
+        """Write guest RAM (an access that crosses a page is translated page by page)."""
+        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        for maddr, n in self._ram_pieces(gpa, size):  # all translated before any byte moves
+            self.machine.memory.write_bytes(maddr, data[:n])
+            data = data[n:]
 
 
 __all__ = ["Machine", "Domain", "PAGE_SIZE"]

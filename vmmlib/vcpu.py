@@ -33,6 +33,7 @@ from .exits import (
     PortAccess,
     svm_ioio_exitinfo1,
     vmx_intr_info,
+    vmx_io_qualification,
 )
 from .machine import Domain
 from .memory import PAGE_MASK, PAGE_SHIFT
@@ -55,6 +56,8 @@ class Vcpu:
         self.program = program
         self.rip = 0x1000
         self.rax = 0
+        self.string_buffer: list[int] = []  # the memory operand of INS/OUTS
+        self.string_count = 0  # RCX for REP INS/OUTS
         self.done = False
         self.crashed: BaseException | None = None
         self.steps = 0
@@ -127,45 +130,41 @@ class Vcpu:
 
     # -- port I/O ----------------------------------------------------------------------------
     def _port_io(self, op: In | Out | Ins | Outs) -> Any:
-        is_in = type(op) in (In, Ins)
-        string = type(op) in (Ins, Outs)
+        cls = type(op)
+        string = cls is Ins or cls is Outs
+        is_in = cls is In or cls is Ins
         if not self.domain.intercepts.exits(op.port, op.size):
             return self._direct_io(op, is_in, string)
-        acc = PortAccess(op.port, op.size, is_in, string, string and op.rep)
+        # What the hypervisor will find in guest state: RAX for OUT, the buffer for OUTS.
         if string:
-            data = None if is_in else list(op.values)
-            count = op.count
-        else:
-            data = None if is_in else op.value
-            count = 1
-        if not is_in and not string:
+            self.string_count = op.count
+            if not is_in:
+                self.string_buffer = list(op.values)
+        elif not is_in:
             self.rax = op.value
-        fields = self._io_exit_record(acc)
-        self._exit(fields)
-        result = hypervisor.handle_port_io(self, acc, data, count)
-        self._entry()
-        if is_in and not string:
-            self.rax = result
-        return result
-
-    def _io_exit_record(self, acc: PortAccess) -> dict[str, Any]:
+        acc = PortAccess(op.port, op.size, is_in, string, string and op.rep)
         if self.domain.vendor == "vmx":
-            return {
+            fields = {
                 "reason": "IO_INSTRUCTION",
                 "exit_reason": EXIT_REASON_IO_INSTRUCTION,
-                "exit_qualification": (acc.size - 1)
-                | acc.is_in << 3
-                | acc.string << 4
-                | acc.rep << 5
-                | acc.port << 16,
-                "instruction_len": INSN_LEN[Ins if acc.string else In],
+                "exit_qualification": vmx_io_qualification(acc),
+                "instruction_len": INSN_LEN[cls],
             }
-        return {
-            "reason": "IOIO",
-            "exitcode": VMEXIT_IOIO,
-            "exitinfo1": svm_ioio_exitinfo1(acc),
-            "exitinfo2": self.rip,  # rIP of the next instruction
-        }
+        else:
+            fields = {
+                "reason": "IOIO",
+                "exitcode": VMEXIT_IOIO,
+                "exitinfo1": svm_ioio_exitinfo1(acc),
+                "exitinfo2": self.rip,  # rIP of the next instruction
+            }
+        clock = self.machine.clock
+        clock.now += self.machine.costs.vm_exit_ns
+        self.machine.trace.record((clock.now, "cpu", "exit", fields))
+        hypervisor.handle_port_io(self, fields)
+        clock.now += self.machine.costs.vm_entry_ns
+        if is_in:
+            return self.string_buffer if string else self.rax
+        return None
 
     def _direct_io(self, op: Any, is_in: bool, string: bool) -> Any:
         bus = self.machine.ports
@@ -202,6 +201,8 @@ class Vcpu:
     # -- memory -------------------------------------------------------------------------------
     def _memory(self, op: Load | Store) -> Any:
         write = type(op) is Store
+        if (op.addr & PAGE_MASK) + op.size > PAGE_MASK + 1:
+            return self._split_access(op, write)
         dom = self.domain
         while True:
             gpa_page = dom.shadow.get(op.addr >> PAGE_SHIFT)
@@ -228,6 +229,17 @@ class Vcpu:
             self._entry()
             if outcome is not hypervisor.RETRY:
                 return outcome
+
+    def _split_access(self, op: Load | Store, write: bool) -> Any:
+        """An access that crosses a page boundary is done as one access per byte, each
+        translated on its own page (as the CPU splits it); a load returns the bytes joined."""
+        value = 0
+        for i in range(op.size):
+            if write:
+                self._memory(Store(op.addr + i, 1, (op.value >> (8 * i)) & 0xFF))
+            else:
+                value |= self._memory(Load(op.addr + i, 1)) << (8 * i)
+        return None if write else value
 
     def _pf_exit_record(self, addr: int, error_code: int) -> dict[str, Any]:
         if self.domain.vendor == "vmx":

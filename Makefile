@@ -1,0 +1,58 @@
+# The two commands a newcomer needs: `make lab` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+SUBMISSIONS ?= submissions
+GRADES ?= grades
+PORT ?= 8888
+# conftest.py keeps Jupyter, IPython and matplotlib state out of your home during tests.
+TESTENV := MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1
+
+.PHONY: lab test unit notebooks exercises grade bench slides lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[course]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+## make lab: open JupyterLab on the course index
+lab: $(STAMP)
+	$(BIN)/jupyter lab --port $(PORT) notebooks/00-overview.ipynb
+
+## make test: unit tests, every notebook under nbval, grading and browser tests
+test: $(STAMP)
+	$(TESTENV) $(PY) -m vmmlib.course exercises solutions exercises --check
+	$(BIN)/ruff check .
+	$(TESTENV) $(PY) -m pytest -n 2 --dist loadfile --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout 120 \
+		tests notebooks solutions
+
+## make unit: only the fast unit tests (no notebooks, no browser)
+unit: $(STAMP)
+	$(TESTENV) $(PY) -m pytest -p no:nbval -q tests --ignore tests/test_browser.py
+
+## make notebooks: execute lecture notebooks and solutions, store their outputs
+notebooks: $(STAMP)
+	$(TESTENV) $(PY) -m vmmlib.course execute notebooks/*.ipynb solutions/*.ipynb
+
+## make exercises: regenerate exercises/ from solutions/
+exercises: $(STAMP)
+	$(PY) -m vmmlib.course exercises solutions exercises
+
+## make grade SUBMISSIONS=dir: grade a folder of submissions into $(GRADES)/
+grade: $(STAMP)
+	$(TESTENV) $(PY) -m vmmlib.course grade exercises $(SUBMISSIONS) $(GRADES)
+
+## make bench: run the benchmarks, one `name: value unit` line per figure
+bench: $(STAMP)
+	@for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info slides $(GRADES)

@@ -1,0 +1,93 @@
+"""The command line: generate exercises, grade submissions.
+
+::
+
+    python -m vmmlib.course exercises SOLUTIONS_DIR EXERCISES_DIR [--check]
+    python -m vmmlib.course grade EXERCISES_DIR SUBMISSIONS_DIR OUT_DIR [--jobs N] [--timeout S]
+
+Exit status: 0 on success; 1 when ``exercises --check`` finds exercises that are stale, missing
+or extra; 2 for a usage or course-notebook error (the message says what to fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ..errors import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m vmmlib.course",
+        description="Generate exercise notebooks from solutions, and grade submissions.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    exercises = commands.add_parser(
+        "exercises", help="generate exercises/ from solutions/ (solutions stripped)")
+    exercises.add_argument("solutions_dir")
+    exercises.add_argument("exercises_dir")
+    exercises.add_argument("--check", action="store_true",
+                           help="write nothing; exit 1 if exercises/ is not up to date")
+    grade = commands.add_parser(
+        "grade", help="grade SUBMISSIONS_DIR/<student>/<exercise>.ipynb into OUT_DIR")
+    grade.add_argument("exercises_dir")
+    grade.add_argument("submissions_dir")
+    grade.add_argument("out_dir")
+    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                       help="submissions graded at once (default: number of CPUs)")
+    grade.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                       help="time one cell may run before it fails (default: 30)")
+    return parser
+
+
+def _exercises(args: argparse.Namespace) -> int:
+    from .exercises import sync_exercises
+
+    result = sync_exercises(args.solutions_dir, args.exercises_dir, check=args.check)
+    for kind in ("written", "stale", "missing", "extra"):
+        for name in getattr(result, kind):
+            print(f"{kind}: {os.path.join(args.exercises_dir, name)}")
+    if result.extra:
+        print("extra notebooks have no solution; delete them or add their solution",
+              file=sys.stderr)
+    if args.check and not result.up_to_date:
+        print("exercises are out of date: run `python -m vmmlib.course exercises "
+              f"{args.solutions_dir} {args.exercises_dir}`", file=sys.stderr)
+        return 1
+    print(f"{len(result.unchanged) + len(result.written)} exercise notebook(s) up to date")
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from .grading import DEFAULT_CELL_TIMEOUT, grade
+
+    timeout = DEFAULT_CELL_TIMEOUT if args.timeout is None else args.timeout
+    result = grade(args.exercises_dir, args.submissions_dir, args.out_dir,
+                   jobs=args.jobs, cell_timeout=timeout)
+    for submission in result.grades:
+        print(f"{submission.student}  {submission.notebook}  "
+              f"{submission.total}/{submission.max_points}")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {os.path.join(args.out_dir, 'grades.csv')}, feedback/, summary.csv, summary.md")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    from .nbfiles import skip_iri_grammar
+
+    args = _parser().parse_args(argv)
+    skip_iri_grammar()
+    try:
+        return _exercises(args) if args.command == "exercises" else _grade(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Ready-made, deterministic scenarios: the machines the chapters step through.
+
+Each function builds a fresh machine, a domain, its devices and a vCPU running a guest
+program, and returns the vCPU (``vcpu.machine``, ``vcpu.domain`` reach the rest). Calling it
+twice gives two identical worlds, which is what the stepping widget relies on to step back.
+"""
+
+from __future__ import annotations
+
+from .guests import pv_console_write, serial_hello, vga_puts
+from .machine import Machine
+from .memory import MIB
+from .uart16550 import COM1_BASE, UART_PORTS, Uart16550
+from .vcpu import Vcpu
+from .vga_text import TEXT_BASE, TEXT_SIZE, VgaTextBuffer
+
+GUEST_RAM = 256 * MIB
+GUEST_BASE = 256 * MIB  # the thread's example: guest RAM 0-256 MiB lives at 256-512 MiB
+
+
+def hvm_machine(vendor: str = "vmx", paced: bool = False) -> Machine:
+    """A 512 MiB machine with one HVM domain ("hvm") whose COM1 and VGA text are emulated.
+
+    ``paced=False`` makes the emulated UART send at once, as QEMU's does; ``paced=True``
+    makes it take its real frame time on the wire.
+    """
+    machine = Machine(512 * MIB)
+    dom = machine.add_domain("hvm", GUEST_RAM, base=GUEST_BASE, vendor=vendor)
+    dom.emulate_ports(COM1_BASE, UART_PORTS, Uart16550(machine.clock, paced=paced), "COM1")
+    dom.emulate_mmio(TEXT_BASE, TEXT_SIZE, VgaTextBuffer(), "VGA text")
+    return machine
+
+
+def hello_serial(text: str = "Hello\n", vendor: str = "vmx", paced: bool = False) -> Vcpu:
+    """An HVM guest initialises COM1 like xv6 and prints ``text`` on it: trapped port I/O."""
+    dom = hvm_machine(vendor, paced).domains[0]
+    return Vcpu(dom, serial_hello(text))
+
+
+def hello_vga(text: str = "Hello", vendor: str = "vmx") -> Vcpu:
+    """An HVM guest writes ``text`` into the VGA text buffer: MMIO through not-present pages."""
+    dom = hvm_machine(vendor).domains[0]
+    return Vcpu(dom, vga_puts(text))
+
+
+def hello_pv(text: str = "Hello\n") -> Vcpu:
+    """A paravirtualized guest asks Xen to print ``text``: one hypercall, no trap."""
+    machine = Machine(512 * MIB)
+    dom = machine.add_domain("pv", GUEST_RAM, base=GUEST_BASE, kind="pv")
+    return Vcpu(dom, pv_console_write(text))
+
+
+def uart_of(vcpu: Vcpu) -> Uart16550:
+    """The emulated COM1 of a scenario's domain."""
+    return vcpu.domain.ports.find(COM1_BASE).device  # type: ignore[union-attr,return-value]
+
+
+def vga_of(vcpu: Vcpu) -> VgaTextBuffer:
+    """The emulated VGA text buffer of a scenario's domain."""
+    return vcpu.domain.mmio.find(TEXT_BASE).device  # type: ignore[union-attr,return-value]

@@ -1,0 +1,49 @@
+"""The teaching layer: plots of address spaces and exits, and a stepping widget.
+
+``from vmmlib.viz import plot_port_space, Stepper`` works, but nothing heavy is imported
+until a name is used: matplotlib is loaded with ``vmmlib.viz.plots``, ipywidgets with
+``vmmlib.viz.stepper``, and ``import vmmlib`` never loads either. ``vmmlib.viz.palette``
+(the colours) is plain Python.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "plots": (
+        "plot_port_space",
+        "plot_memory_map",
+        "plot_exits_over_time",
+        "plot_exit_counts",
+        "port_space_data",
+        "memory_map_data",
+        "exit_histogram",
+        "exit_counts",
+    ),
+    "stepper": (
+        "Stepper",
+        "render_registers",
+        "render_state",
+        "render_trace_tail",
+        "html_to_text",
+    ),
+    "palette": ("ROLES", "OKABE_ITO", "device_colour", "exit_colour", "event_colour"),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

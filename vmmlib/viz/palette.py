@@ -1,0 +1,130 @@
+"""The one palette every picture uses: Okabe & Ito's eight colour-blind-safe colours.
+
+Okabe M., Ito K. (2008), "Color Universal Design (CUD): how to make figures and
+presentations that are friendly to colorblind people" — eight colours that stay distinct
+under the common colour-vision deficiencies. Pictures never pick colours themselves: they
+ask for a *role* (``ROLES["intercepted"]``), an exit reason (``exit_colour``), a trace event
+kind (``event_colour``) or a device (``device_colour``), so the same thing has the same
+colour in every chapter.
+
+Plain hex strings only: this module does not import matplotlib.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+#: The eight Okabe-Ito colours.
+OKABE_ITO: dict[str, str] = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
+}
+#: Neutral greys for "nothing here" (not part of the eight, and not needed to tell hues apart).
+GREY = "#999999"
+LIGHT_GREY = "#DDDDDD"
+
+_C = OKABE_ITO
+
+#: What each colour means, across the course.
+ROLES: dict[str, str] = {
+    # address spaces
+    "ram": _C["blue"],
+    "mmio": _C["orange"],
+    "hole": GREY,  # nothing answers: reads float to all ones
+    "present": _C["bluish_green"],  # shadow / page-table entry present
+    "not_present": LIGHT_GREY,
+    # port intercepts
+    "intercepted": _C["vermillion"],  # bit = 1: the access exits to the hypervisor
+    "direct": _C["bluish_green"],  # bit = 0: the guest reaches the port itself
+    "emulated": _C["sky_blue"],  # a device the hypervisor emulates for the domain
+    "passthrough": _C["bluish_green"],  # a real device the domain owns
+    "machine": GREY,  # a real device the domain may not touch
+    # highlighting
+    "highlight": "#FBF6C2",  # a pale tint of Okabe-Ito yellow: the newest trace lines
+    "zoom": _C["black"],
+    "text": _C["black"],
+}
+
+#: Exit reasons by what caused them; VMX and SVM names of the same event share a colour.
+EXIT_COLOURS: dict[str, str] = {
+    "IO_INSTRUCTION": _C["vermillion"],  # VMX basic exit reason 30
+    "IOIO": _C["vermillion"],  # SVM exit code 0x7B
+    "EXCEPTION_NMI": _C["orange"],  # VMX exit reason 0 (here: #PF under shadow paging)
+    "EXCP_PF": _C["orange"],  # SVM exit code 0x4E
+    "EPT_VIOLATION": _C["yellow"],
+    "NPF": _C["yellow"],
+    "VMCALL": _C["reddish_purple"],  # VMX exit reason 18
+    "VMMCALL": _C["reddish_purple"],  # SVM exit code 0x81
+}
+
+#: Trace event kinds other than exits (see vmmlib/trace.py and the hypervisor's handlers).
+EVENT_COLOURS: dict[str, str] = {
+    "exit": _C["vermillion"],
+    "emulate": _C["sky_blue"],
+    "hypercall": _C["reddish_purple"],
+    "io": _C["bluish_green"],  # a direct (not intercepted) port access
+    "load": _C["blue"],
+    "store": _C["blue"],
+    "shadow-fill": _C["yellow"],
+    "inject": _C["black"],
+    "halt": GREY,
+    "crash": _C["black"],
+}
+
+#: Devices the course names, so COM1 looks the same in every chapter.
+DEVICE_COLOURS: dict[str, str] = {
+    "COM1": _C["sky_blue"],
+    "COM2": _C["blue"],
+    "VGA text": _C["orange"],
+    "VGA": _C["orange"],
+    "IDE primary": _C["reddish_purple"],
+    "POST / I/O delay": _C["bluish_green"],
+}
+
+#: Colours handed out to devices the table above does not name (never vermillion, which
+#: means "intercepted", nor yellow, which is too pale for a thin span on white).
+_DEVICE_CYCLE = (
+    _C["sky_blue"],
+    _C["orange"],
+    _C["reddish_purple"],
+    _C["blue"],
+    _C["bluish_green"],
+    _C["black"],
+)
+
+
+def device_colour(name: str) -> str:
+    """The colour of the device called ``name`` (stable across runs and processes)."""
+    if name in DEVICE_COLOURS:
+        return DEVICE_COLOURS[name]
+    return _DEVICE_CYCLE[zlib.crc32(name.encode()) % len(_DEVICE_CYCLE)]
+
+
+def exit_colour(reason: str) -> str:
+    """The colour of an exit reason (VMX or SVM name); unknown reasons are grey."""
+    return EXIT_COLOURS.get(reason, GREY)
+
+
+def event_colour(kind: str) -> str:
+    """The colour of a trace event kind; unknown kinds are grey."""
+    return EVENT_COLOURS.get(kind, GREY)
+
+
+__all__ = [
+    "DEVICE_COLOURS",
+    "EVENT_COLOURS",
+    "EXIT_COLOURS",
+    "GREY",
+    "LIGHT_GREY",
+    "OKABE_ITO",
+    "ROLES",
+    "device_colour",
+    "event_colour",
+    "exit_colour",
+]
