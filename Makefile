@@ -8,7 +8,7 @@ SUBMISSIONS ?= submissions
 GRADES ?= grades
 PORT ?= 8888
 # conftest.py keeps Jupyter, IPython and matplotlib state out of your home during tests.
-TESTENV := MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1
+TESTENV := PYDEVD_DISABLE_FILE_VALIDATION=1
 
 .PHONY: lab test unit notebooks exercises grade bench slides lint clean
 

@@ -15,4 +15,3 @@ for var, sub in {
     "MPLCONFIGDIR": "matplotlib",
 }.items():
     os.environ.setdefault(var, os.path.join(_state, sub))
-os.environ.setdefault("MPLBACKEND", "Agg")

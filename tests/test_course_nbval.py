@@ -7,7 +7,6 @@ must stop a kernel that nbval cannot (here one that sleeps and ignores its paren
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -22,7 +21,8 @@ import pytest
 from vmmlib.course.exercises import exercise_bytes
 from vmmlib.course.nbval_runner import run_nbval
 
-SOLUTION = Path(__file__).resolve().parent / "fixtures" / "course" / "solutions" / "01-practice.ipynb"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "course"
+SOLUTION = FIXTURES / "solutions" / "01-practice.ipynb"
 
 
 def private_env(folder: Path) -> dict[str, str]:

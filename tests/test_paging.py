@@ -150,4 +150,4 @@ def test_classify_with_paging_on():
 
 
 def test_fault_kind_values():
-    assert {k.value for k in FaultKind} == {"mmio", "page-fault", "hidden"}
+    assert {k.value for k in FaultKind} == {"mmio", "page-fault", "neither"}

@@ -19,6 +19,7 @@ from .vga_text import ATTR_DEFAULT, cell_address
 COM1 = 0x3F8
 THR, IER, FCR, LCR, MCR, LSR = 0, 1, 2, 3, 4, 5
 LSR_THRE = 0x20
+LSR_TEMT = 0x40
 
 Guest = Generator[Any, Any, Any]
 
@@ -53,10 +54,18 @@ def uart_puts(text: str | bytes, base: int = COM1) -> Guest:
         yield from uart_putc(ch, base)
 
 
+def uart_flush(base: int = COM1) -> Guest:
+    """Wait until the transmitter is completely empty (LSR.TEMT), as a console driver does
+    before it hands the line over."""
+    while not (yield In(base + LSR, 1)) & LSR_TEMT:
+        pass
+
+
 def serial_hello(text: str = "Hello\n", base: int = COM1, baud: int = 115200) -> Guest:
-    """The chapter-01 guest: initialise COM1, then print ``text`` on it."""
+    """The chapter-01 guest: initialise COM1, print ``text`` on it, wait until it is sent."""
     if (yield from uart_init(base, baud)):
         yield from uart_puts(text, base)
+        yield from uart_flush(base)
 
 
 def vga_puts(text: str, row: int = 0, col: int = 0, attr: int = ATTR_DEFAULT) -> Guest:

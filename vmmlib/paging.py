@@ -41,7 +41,7 @@ class FaultKind(str, Enum):
 
     MMIO = "mmio"  # emulate the access in the hypervisor or device model
     PAGE_FAULT = "page-fault"  # a real #PF: inject it into the guest
-    HIDDEN = "hidden"  # neither: fill the shadow entry and retry
+    HIDDEN = "neither"  # a hidden fault: fill the shadow entry and retry
 
 
 class PageTable:

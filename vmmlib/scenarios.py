@@ -12,7 +12,7 @@ from .machine import Machine
 from .memory import MIB
 from .uart16550 import COM1_BASE, UART_PORTS, Uart16550
 from .vcpu import Vcpu
-from .vga_text import TEXT_BASE, TEXT_SIZE, VgaTextBuffer
+from .vga_text import TEXT_BASE, VGA_WINDOW_BASE, VGA_WINDOW_SIZE, VgaTextBuffer
 
 GUEST_RAM = 256 * MIB
 GUEST_BASE = 256 * MIB  # the thread's example: guest RAM 0-256 MiB lives at 256-512 MiB
@@ -27,7 +27,8 @@ def hvm_machine(vendor: str = "vmx", paced: bool = False) -> Machine:
     machine = Machine(512 * MIB)
     dom = machine.add_domain("hvm", GUEST_RAM, base=GUEST_BASE, vendor=vendor)
     dom.emulate_ports(COM1_BASE, UART_PORTS, Uart16550(machine.clock, paced=paced), "COM1")
-    dom.emulate_mmio(TEXT_BASE, TEXT_SIZE, VgaTextBuffer(), "VGA text")
+    vga = VgaTextBuffer(base=VGA_WINDOW_BASE)
+    dom.emulate_mmio(VGA_WINDOW_BASE, VGA_WINDOW_SIZE, vga, "VGA")
     return machine
 
 

@@ -23,7 +23,7 @@ class Event(NamedTuple):
 
     def __str__(self) -> str:
         details = " ".join(f"{k}={_fmt(k, v)}" for k, v in self.fields.items())
-        return f"{self.time:>10,} ns  {self.actor:<8} {self.kind:<10} {details}"
+        return f"{self.time:>10,} ns  {self.actor:<8} {self.kind:<10} {details}".rstrip()
 
 
 #: Fields that are addresses or bit patterns, printed in hex; other integers print in decimal.

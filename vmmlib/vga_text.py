@@ -13,6 +13,8 @@ import numpy as np
 from .errors import BadAddressError
 
 VGA_WINDOW = (0xA0000, 0xBFFFF)
+VGA_WINDOW_BASE = 0xA0000
+VGA_WINDOW_SIZE = 0x20000  # 128 KiB, A0000-BFFFF
 TEXT_BASE = 0xB8000
 TEXT_SIZE = 0x8000  # B8000-BFFFF
 COLS, ROWS = 80, 25
@@ -20,22 +22,37 @@ ATTR_DEFAULT = 0x07
 
 
 class VgaTextBuffer:
-    """The 32 KiB colour-text window as a bus device (offsets from 0xB8000)."""
+    """A VGA card in colour text mode, seen through its memory window.
 
-    def __init__(self) -> None:
+    ``base`` is where the device's claim starts: ``TEXT_BASE`` (default) claims only the
+    32 KiB text buffer; ``VGA_WINDOW_BASE`` claims the whole legacy window A0000-BFFFF, as
+    a PC's VGA card does. In text mode (graphics register 6, memory map 11) the card only
+    decodes B8000-BFFFF: below that, reads float high (0xFF) and writes are dropped.
+    """
+
+    def __init__(self, base: int = TEXT_BASE) -> None:
+        if not VGA_WINDOW_BASE <= base <= TEXT_BASE:
+            raise BadAddressError(f"a VGA claim starts between 0xA0000 and 0xB8000, not {base:#x}")
+        self.base = base
+        self.size = VGA_WINDOW_BASE + VGA_WINDOW_SIZE - base
         self.vram = np.zeros(TEXT_SIZE, np.uint8)
 
-    def _check(self, offset: int, size: int) -> None:
-        if not 0 <= offset <= TEXT_SIZE - size:
-            raise BadAddressError(f"offset {offset:#x} (+{size}) is outside the text window")
+    def _text_offset(self, offset: int, size: int) -> int | None:
+        if not 0 <= offset <= self.size - size:
+            raise BadAddressError(f"offset {offset:#x} (+{size}) is outside the VGA claim")
+        text = offset + self.base - TEXT_BASE
+        return text if text >= 0 else None
 
     def read(self, offset: int, size: int) -> int:
-        self._check(offset, size)
-        return int.from_bytes(self.vram[offset : offset + size].tobytes(), "little")
+        text = self._text_offset(offset, size)
+        if text is None:
+            return (1 << (8 * size)) - 1
+        return int.from_bytes(self.vram[text : text + size].tobytes(), "little")
 
     def write(self, offset: int, size: int, value: int) -> None:
-        self._check(offset, size)
-        self.vram[offset : offset + size] = np.frombuffer(value.to_bytes(size, "little"), np.uint8)
+        text = self._text_offset(offset, size)
+        if text is not None:
+            self.vram[text : text + size] = np.frombuffer(value.to_bytes(size, "little"), np.uint8)
 
     def row(self, r: int) -> str:
         """Row ``r`` of the screen as text (non-printable characters shown as spaces)."""

@@ -21,7 +21,6 @@ def _hygienic_env() -> None:
     state = tempfile.mkdtemp(prefix="vmmlib-exec-")
     for var in ("JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "MPLCONFIGDIR"):
         os.environ.setdefault(var, os.path.join(state, var.lower()))
-    os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
 

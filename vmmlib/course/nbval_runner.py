@@ -15,9 +15,10 @@ Three layers keep a runaway student kernel from hanging the grader:
    of its own) is killed too, found through ``/proc`` on Linux;
 3. an RLIMIT_CPU on pytest, inherited by the kernel, for a loop that holds the GIL.
 
-The child process gets its own Jupyter/IPython/matplotlib folders in a temporary directory,
-no pytest plugins but nbval, no ``PYTEST_*`` variables from the caller, no conftest files, an
-empty ini file (so no project's pytest settings leak in) and ``PYTHONHASHSEED=0``.
+The child process gets its own Jupyter, IPython, matplotlib and temporary folders inside one
+temporary directory (removed afterwards), no pytest plugin but nbval, no ``PYTEST_*``
+variables from the caller, no conftest files, an empty ini file (so no project's pytest
+settings leak in) and ``PYTHONHASHSEED=0``.
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ def isolated_environment(scratch: Path, token: str) -> dict[str, str]:
         "JUPYTER_RUNTIME_DIR": "jupyter-runtime",
         "IPYTHONDIR": "ipython",
         "MPLCONFIGDIR": "matplotlib",
+        "TMPDIR": "tmp",  # kernel connection files, the student's temporary files
     }
     for variable, name in folders.items():
         (scratch / name).mkdir(exist_ok=True)

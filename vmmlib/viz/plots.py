@@ -36,6 +36,7 @@ from ..trace import Trace
 from .palette import ROLES, device_colour, event_colour, exit_colour
 
 PORTS = 0x10000
+_LABEL_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"}
 LABEL_FONT = 7.5  # points, for span labels
 KIB = 1 << 10
 
@@ -261,6 +262,7 @@ def _draw_port_axes(
                 fontsize=LABEL_FONT,
                 color=ROLES["text"],
                 clip_on=True,
+                bbox=_LABEL_BOX,  # leader lines of higher labels pass behind this one
             )
         rows.append((y + 0.2, name))
         y += 0.6 + 0.36 * max(levels, 1)
@@ -498,10 +500,12 @@ def memory_map_data(domain: Domain, window: tuple[int, int] = (0, MIB)) -> Memor
 
 
 def _size(n: int) -> str:
+    """A byte count in the largest binary unit it reaches: 32 KiB, 256 MiB, 15.2 MiB."""
     for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift and n % (1 << shift) == 0:
-            return f"{n >> shift} {unit}"
-    return f"{n:,} B" if n < KIB else f"{n / KIB:.1f} KiB"
+        if n >= 1 << shift:
+            whole = n % (1 << shift) == 0
+            return f"{n >> shift} {unit}" if whole else f"{n / (1 << shift):.1f} {unit}"
+    return f"{n} B"
 
 
 def _mem_colour(span: MemSpan) -> str:
@@ -528,7 +532,8 @@ def _draw_map_row(
         linewidth=0.8,
     )
     wide = [s for s in shown if (min(s.last + 1, hi) - max(s.first, lo)) > 0.12 * (hi - lo)]
-    narrow = [s for s in shown if s not in wide and s.kind != "ram"]
+    ram_is_wide = any(s.kind == "ram" for s in wide)
+    narrow = [s for s in shown if s not in wide and not (s.kind == "ram" and ram_is_wide)]
     for s in wide:
         a, b = max(s.first, lo), min(s.last + 1, hi)
         text = s.name if s.kind != "ram" else "RAM"

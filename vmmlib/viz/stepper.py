@@ -17,6 +17,8 @@ A ``vmmlib.Vcpu`` fits as it is::
 
     Stepper(hello)
 
+(``vmmlib.scenarios.hello_serial`` is exactly such a factory: ``Stepper(hello_serial)``.)
+
 Every call of the factory must build the same world (vmmlib is deterministic; keep your own
 randomness seeded and share no state between calls). Step index *k* means "``step()`` has
 been called *k* times on a fresh object": 0 is the start, the last index is the call that
@@ -45,7 +47,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..errors import ConfigError
+from ..errors import ConfigError, VmmError
 from ..trace import Trace
 from .palette import ROLES
 
@@ -179,10 +181,12 @@ def render_state(obj: Any) -> str:
 
 
 def _figure_text(fig: Any) -> str:
-    from matplotlib.text import Text
-
-    texts = [t.get_text() for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
-    return "\n".join(texts)
+    """The words of a figure: its titles, axis labels and texts (not the tick labels)."""
+    texts = [fig.get_suptitle(), *(t.get_text() for t in fig.texts)]
+    for ax in fig.axes:
+        texts += [ax.get_title(loc) for loc in ("left", "center", "right")]
+        texts += [ax.get_xlabel(), ax.get_ylabel(), *(t.get_text() for t in ax.texts)]
+    return "\n".join(t for t in texts if t)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,25 +231,24 @@ class Stepper:
         self.title = title
         self.marks = self._discover()  # marks[k]: trace length after k steps
         self.total = len(self.marks) - 1
-        self.current = self._fresh()
+        self.current, self._trace = self._fresh()
         self.index = 0
+        self._live_ok = True  # False if a step of the live object failed half-way
         self._state_plain = ""
         self._build(play_interval_ms)
         self._show()
 
     # -- the scenario ------------------------------------------------------------------------
-    def _fresh(self) -> Any:
+    def _fresh(self) -> tuple[Any, Trace]:
         obj = self._factory()
         if not callable(getattr(obj, "step", None)):
             raise ConfigError(
                 f"the scenario factory returned {type(obj).__name__}, which has no .step()"
             )
-        self._trace = _trace_of(obj)
-        return obj
+        return obj, _trace_of(obj)
 
     def _discover(self) -> list[int]:
-        obj = self._fresh()
-        trace = self._trace
+        obj, trace = self._fresh()
         marks = [len(trace)]
         while True:
             more = obj.step()
@@ -258,25 +261,31 @@ class Stepper:
                     "larger max_steps= or make the scenario end (step() must return False)"
                 )
 
-    def _check(self, k: int) -> None:
-        if len(self._trace) != self.marks[k]:
+    def _check(self, trace: Trace, k: int) -> None:
+        if len(trace) != self.marks[k]:
             raise ConfigError(
                 f"the scenario is not deterministic: after {k} steps its trace has "
-                f"{len(self._trace)} events, the first run had {self.marks[k]}"
+                f"{len(trace)} events, the first run had {self.marks[k]}"
             )
 
     # -- moving ------------------------------------------------------------------------------
     def goto(self, k: int) -> None:
         """Show step ``k`` (clamped to 0 … total): forwards by stepping, backwards by replay."""
         k = max(0, min(int(k), self.total))
-        if k < self.index:
-            self.current = self._fresh()
-            self.index = 0
-            self._check(0)
-        while self.index < k:
-            self.current.step()
-            self.index += 1
-            self._check(self.index)
+        if k < self.index or not self._live_ok:
+            obj, trace = self._fresh()
+            at = 0
+            self._check(trace, 0)
+        else:
+            obj, trace, at = self.current, self._trace, self.index
+        if obj is self.current:
+            self._live_ok = False  # until the live object has safely reached step k
+        while at < k:
+            obj.step()
+            at += 1
+            self._check(trace, at)
+        self.current, self._trace, self.index = obj, trace, k
+        self._live_ok = True
         self._show()
 
     def step(self) -> None:
@@ -301,7 +310,7 @@ class Stepper:
             b = widgets.Button(
                 description=label, icon=icon, tooltip=tip, layout=widgets.Layout(width="88px")
             )
-            b.on_click(lambda _b: action())
+            b.on_click(lambda _b: self._guarded(action))
             return b
 
         self.first_button = button("first", "fast-backward", "back to the start", self.first)
@@ -346,7 +355,17 @@ class Stepper:
 
     def _on_value(self, change: dict) -> None:
         if change["new"] != self.index:
-            self.goto(change["new"])
+            self._guarded(lambda: self.goto(change["new"]))
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        """Run a button's action; a vmmlib error is shown in the status line, then raised
+        (ipywidgets only logs exceptions from callbacks, where a student would not look)."""
+        try:
+            action()
+        except VmmError as exc:
+            colour = ROLES["intercepted"]
+            self.status.value = f'<b style="color:{colour}">error: {html.escape(str(exc))}</b>'
+            raise
 
     def _show(self) -> None:
         k = self.index

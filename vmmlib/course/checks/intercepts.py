@@ -14,7 +14,7 @@ from collections.abc import Callable
 from ...bus import MemoryBus
 from ...exits import PortAccess, vmx_io_qualification
 from ...iobitmap import VmxIoBitmaps
-from ...paging import FaultKind, PageTable, classify_fault
+from ...paging import PageTable, classify_fault
 from . import Case, run_cases
 
 FIRST_ONLY = "an access of s bytes touches ports p ... p+s-1; it exits if ANY of their bits is 1"
@@ -163,11 +163,6 @@ def fault_cases() -> list[Case]:
     pt.map(0x402000, MMIO_BASE + 0x1000, writable=False)
     pt.map(MMIO_BASE, 0x300000)  # virtual address that LOOKS like MMIO, mapped to RAM
     pt.map(0x403000, 0x1000, present=False)
-    names = {
-        FaultKind.MMIO: "mmio",
-        FaultKind.PAGE_FAULT: "page-fault",
-        FaultKind.HIDDEN: "neither",
-    }
     plan = [
         (
             None,
@@ -231,7 +226,7 @@ def fault_cases() -> list[Case]:
         Case(
             label,
             (table, mmio, vaddr, write),
-            names[classify_fault(table, mmio, vaddr, write)],
+            classify_fault(table, mmio, vaddr, write).value,
             hint,
         )
         for table, vaddr, write, label, hint in plan
