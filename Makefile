@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 ## make lab: open JupyterLab on the course index
 lab: $(STAMP)
-	$(BIN)/jupyter lab --port $(PORT) notebooks/00-overview.ipynb
+	$(BIN)/jupyter lab --port $(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00-overview.ipynb
 
 ## make test: unit tests, every notebook under nbval, grading and browser tests
 test: $(STAMP)
@@ -29,7 +29,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(TESTENV) $(PY) -m pytest -n 2 --dist loadfile --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout 120 \
-		tests notebooks solutions
+		--ignore tests/fixtures tests notebooks solutions
 
 ## make unit: only the fast unit tests (no notebooks, no browser)
 unit: $(STAMP)

@@ -60,6 +60,7 @@ def lab(tmp_path_factory):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(values))
     port = _free_port()
+    log = work / "jupyter.log"
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings))
     env.update(
         JUPYTER_RUNTIME_DIR=str(work / "runtime"),
@@ -81,11 +82,12 @@ def lab(tmp_path_factory):
             str(port),
             f"--ServerApp.token={TOKEN}",
             "--LabApp.expose_app_in_browser=True",
+            "--allow-root",  # CI runs as root
             f"--ServerApp.root_dir={work / 'notebooks'}",
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log.open("w"),
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -96,7 +98,8 @@ def lab(tmp_path_factory):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("JupyterLab did not start") from None
+                    tail = log.read_text()[-2000:]
+                    raise RuntimeError(f"JupyterLab did not start:\n{tail}") from None
                 time.sleep(0.3)
         yield url, work
     finally:
@@ -134,17 +137,21 @@ def test_chapter_01_runs_and_its_widget_steps(lab):
             assert "Error displaying widget" not in body
             assert "Loading widget" not in body
             assert "Traceback" not in body
-            stepper = page.locator(".jp-Notebook .widget-vbox", has=steps.first).first
-            before = stepper.inner_text()
-            steps.first.click()
+            stepper = page.locator(".jp-Notebook .vmm-stepper").first
+            stepper.scroll_into_view_if_needed()
+            # textContent, not innerText: JupyterLab renders cells with content-visibility,
+            # for which innerText may be empty.
+            before = stepper.text_content()
+            assert "step 0 of" in before
+            stepper.locator(".widget-button", has_text="step").click()
             page.wait_for_function(
-                "(b) => document.querySelector('.jp-Notebook .widget-vbox') && "
-                "[...document.querySelectorAll('.jp-Notebook .widget-vbox')]"
-                ".some(e => e.innerText !== b)",
+                "(b) => document.querySelector('.jp-Notebook .vmm-stepper').textContent !== b",
                 arg=before,
                 timeout=20_000,
             )
-            assert stepper.inner_text() != before
-            page.screenshot(path=str(work / "chapter-01.png"), full_page=False)
+            after = stepper.text_content()
+            assert "step 1 of" in after and "exit" in after
+            stepper.scroll_into_view_if_needed()
+            page.screenshot(path=str(work / "chapter-01-stepper.png"))
         finally:
             browser.close()

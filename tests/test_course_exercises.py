@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -238,11 +237,18 @@ def test_importing_the_course_package_stays_light():
         "print(sorted(m for m in ('nbformat', 'nbval', 'nbclient', 'jsonschema', 'pytest')\n"
         "             if m in sys.modules))\n"
     )
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=PROJECT, env=env)
+                          cwd=PROJECT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_course_exercises_folder_is_up_to_date():
+    """exercises/ must be what solutions/ generates (also part of `make test`)."""
+    result = sync_exercises(PROJECT / "solutions", PROJECT / "exercises", check=True)
+    assert result.up_to_date, (
+        f"stale {result.stale}, missing {result.missing}, extra {result.extra}: run "
+        "`python -m vmmlib.course exercises solutions exercises`")
 
 
 # --- the fixture itself ----------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Exercise 01-practice has two checks: q1 (add, 2 points) and cell4 (io_bitmap_bit, 3 points).
 Seven students cover what graders get wrong: blank, correct, one check wrong, a cheater who
-deleted one check and replaced another with `pass` (keeping a passing output), an endless
-loop, no submission, and a file that is not JSON.
+deleted one check and replaced another with `pass` plus a print of the passing verdict, an
+endless loop, no submission, and a file that is not JSON.
 """
 
 from __future__ import annotations
@@ -37,12 +37,16 @@ BIT_WRONG = ("def io_bitmap_bit(port):\n"  # forgets that bitmap B starts again 
 FAKE_OUTPUT = {"name": "stdout", "output_type": "stream",
                "text": ["q2 io_bitmap_bit: 6/6 cases correct\n"]}
 
+# The cheater's check: `pass`, and print the verdict the course stored, so that only a grader
+# that runs the course's own check cell can catch it.
+FAKE_CHECK = 'pass\nprint("q2 io_bitmap_bit: 6/6 cases correct")\n'
+
 EXPECTED = {  # student -> points for (q1, cell4)
     "abe": (0, 3),  # endless loop in q1 (first in line: the slowest run starts first)
     "ada": (2, 3),  # correct
     "bob": (0, 0),  # blank
     "cy": (2, 0),  # q2 wrong
-    "dee": (2, 0),  # q2 wrong; deleted check q1, replaced check cell4 by `pass`
+    "dee": (2, 0),  # q2 wrong; deleted check q1, replaced check cell4 (FAKE_CHECK)
     "fay": (0, 0),  # no submission
     "gus": (0, 0),  # not JSON
 }
@@ -88,7 +92,7 @@ def graded(tmp_path_factory):
         "bob": student_notebook({}),
         "cy": student_notebook({"q1-answer": ADD_RIGHT, "q2-answer": BIT_WRONG}),
         "dee": student_notebook({"q1-answer": ADD_RIGHT, "q2-answer": BIT_WRONG},
-                                drop=("q1-check",), edits={"q2-check": "pass\n"}),
+                                drop=("q1-check",), edits={"q2-check": FAKE_CHECK}),
         "abe": student_notebook({"q1-answer": ADD_LOOPS, "q2-answer": BIT_RIGHT}),
     }
     for student, notebook in notebooks.items():

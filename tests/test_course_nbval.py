@@ -1,4 +1,4 @@
-"""The generated exercise under nbval, exactly as students and `make test` run it.
+"""The generated exercise under nbval, exactly as students run it, and the solution under it.
 
 Also pins what the grader relies on in nbval 0.11 on this machine: one test item per code cell,
 named ``Cell N`` with N counting code cells only; and the grader's own runner, whose deadline
@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 from vmmlib.course.exercises import exercise_bytes
-from vmmlib.course.nbval_runner import run_nbval
+from vmmlib.course.nbval_runner import parse_junit, run_nbval
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "course"
 SOLUTION = FIXTURES / "solutions" / "01-practice.ipynb"
@@ -36,7 +36,7 @@ def private_env(folder: Path) -> dict[str, str]:
 def start_pytest(folder: Path, mode: str, notebooks: list[str]) -> subprocess.Popen:
     """`python -m pytest --nbval[-lax] NOTEBOOKS` in ``folder``, with a junit report."""
     command = [sys.executable, "-m", "pytest", mode, "-p", "no:cacheprovider", "-q",
-               f"--junitxml={folder / (mode + '.xml')}", *notebooks]
+               f"--junitxml={folder / (mode.strip('-') + '.xml')}", *notebooks]
     return subprocess.Popen(command, cwd=folder, env=private_env(folder),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -54,8 +54,8 @@ def verdicts(report: Path) -> dict[tuple[str, str], str]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Run, concurrently: the blank exercise and a tampered one under --nbval-lax, and the
-    solution under --nbval."""
+    """At the same time: the student's command `pytest --nbval-lax` on the blank exercise and
+    on a tampered one, and the grader's runner on the solution in full --nbval mode."""
     folder = tmp_path_factory.mktemp("nbval")
     (folder / "blank.ipynb").write_bytes(exercise_bytes(SOLUTION))
     (folder / "solution.ipynb").write_bytes(SOLUTION.read_bytes())
@@ -70,9 +70,10 @@ def runs(tmp_path_factory):
             cell.outputs[0].text = "q1 add: 3/4 cases correct\n"
     nbformat.write(tampered, folder / "tampered.ipynb")
     lax = start_pytest(folder, "--nbval-lax", ["blank.ipynb", "tampered.ipynb"])
-    full = start_pytest(folder, "--nbval", ["solution.ipynb"])
-    logs = {"lax": lax.communicate(timeout=120)[0], "full": full.communicate(timeout=120)[0]}
-    return folder, lax.returncode, full.returncode, logs
+    solution = run_nbval(folder / "solution.ipynb", cell_timeout=60, lax=False)
+    log = lax.communicate(timeout=120)[0]
+    return {"folder": folder, "lax_code": lax.returncode, "log": log, "solution": solution,
+            "lax": verdicts(folder / "nbval-lax.xml")}
 
 
 def code_cell_roles(notebook_path: Path) -> list[str]:
@@ -82,20 +83,17 @@ def code_cell_roles(notebook_path: Path) -> list[str]:
 
 
 def test_nbval_names_one_item_per_code_cell_counting_code_cells_only(runs):
-    folder, *_ = runs
+    folder = runs["folder"]
     roles = code_cell_roles(folder / "blank.ipynb")
-    names = {name for (notebook, name) in verdicts(folder / "--nbval-lax.xml")
-             if notebook == "blank.ipynb"}
+    names = {name for (notebook, name) in runs["lax"] if notebook == "blank.ipynb"}
     assert names == {f"Cell {n}" for n in range(len(roles))}
     assert len(roles) < len(json.loads((folder / "blank.ipynb").read_text())["cells"])
 
 
 def test_the_blank_exercise_fails_every_check_cell(runs):
-    folder, lax_code, _, logs = runs
-    assert lax_code == 1, logs["lax"]
-    found = verdicts(folder / "--nbval-lax.xml")
-    for number, role in enumerate(code_cell_roles(folder / "blank.ipynb")):
-        verdict = found[("blank.ipynb", f"Cell {number}")]
+    assert runs["lax_code"] == 1, runs["log"]
+    for number, role in enumerate(code_cell_roles(runs["folder"] / "blank.ipynb")):
+        verdict = runs["lax"][("blank.ipynb", f"Cell {number}")]
         if role == "check":
             assert "NotImplementedError" in verdict, verdict
         else:  # answer cells only define functions; the setup cell runs
@@ -103,18 +101,58 @@ def test_the_blank_exercise_fails_every_check_cell(runs):
 
 
 def test_nbval_lax_compares_the_stored_verdict_of_check_cells(runs):
-    folder, *_ = runs
-    found = verdicts(folder / "--nbval-lax.xml")
-    assert "Cell outputs differ" in found[("tampered.ipynb", "Cell 2")]
-    assert found[("tampered.ipynb", "Cell 4")] == "passed"
+    assert "Cell outputs differ" in runs["lax"][("tampered.ipynb", "Cell 2")]
+    assert runs["lax"][("tampered.ipynb", "Cell 4")] == "passed"
 
 
 def test_the_solution_passes_with_its_stored_outputs(runs):
-    folder, _, full_code, logs = runs
-    assert full_code == 0, logs["full"]
-    found = verdicts(folder / "--nbval.xml")
-    assert set(found.values()) == {"passed"}
-    assert len(found) == len(code_cell_roles(SOLUTION))
+    solution = runs["solution"]
+    assert solution.returncode == 0 and solution.problem == "", solution.problem
+    assert sorted(solution.outcomes) == list(range(len(code_cell_roles(SOLUTION))))
+    assert all(outcome.passed for outcome in solution.outcomes.values())
+
+
+# Excerpts of junit reports nbval 0.11 wrote on this machine (colour codes as junit escapes them).
+JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests">
+<testsuite name="pytest" errors="0" failures="2" skipped="1" tests="5">
+<testcase classname="x.ipynb" name="Cell 0" time="0.8" />
+<testcase classname="x.ipynb" name="Cell 1" time="1.854"><failure message="Notebook cell \
+execution failed">Notebook cell execution failed
+Cell 1: Timeout of 1 seconds exceeded executing cell
+
+Input:
+while True:
+    pass
+
+Traceback:
+
+#x1B[31mKeyboardInterrupt#x1B[39m:
+</failure></testcase>
+<testcase classname="x.ipynb" name="Cell 2" time="0.135"><skipped type="pytest.xfail" \
+message="Previous cell timed out, expected cell to fail" /></testcase>
+<testcase classname="x.ipynb" name="Cell 3" time="0.17"><failure message="Notebook cell \
+execution failed">Notebook cell execution failed
+Cell 3: Cell execution caused an exception
+
+Input:
+assert f() == 1, "f() must return 1"
+
+Traceback:
+
+#x1B[31mAssertionError#x1B[39m: f() must return 1
+</failure></testcase>
+<testcase classname="x.ipynb" name="Cell 12" time="0.01" />
+<testcase classname="tests.test_x" name="test_other" time="0.01" />
+</testsuite></testsuites>"""
+
+
+def test_junit_reports_become_per_cell_outcomes_with_readable_reasons():
+    outcomes = parse_junit(JUNIT)
+    assert sorted(outcomes) == [0, 1, 2, 3, 12]
+    assert [outcomes[n].passed for n in (0, 1, 2, 3, 12)] == [True, False, False, False, True]
+    assert outcomes[1].reason.startswith("timed out: the cell ran longer than 1 s")
+    assert outcomes[2].reason == "failed after an earlier cell timed out"
+    assert outcomes[3].reason == "AssertionError: f() must return 1"
 
 
 def kernel_state(pid: int) -> str:
@@ -141,8 +179,8 @@ def test_the_run_deadline_kills_a_kernel_that_outlives_pytest(tmp_path):
     notebook = tmp_path / "stubborn.ipynb"
     nbformat.write(stubborn, notebook)
     start = time.monotonic()
-    run = run_nbval(notebook, cell_timeout=600, deadline=4)
+    run = run_nbval(notebook, cell_timeout=600, deadline=5)
     assert time.monotonic() - start < 10
-    assert run.returncode is None and "time limit of 4 s" in run.problem
+    assert run.returncode is None and "time limit of 5 s" in run.problem
     assert not any(outcome.passed for outcome in run.outcomes.values())
     assert kernel_state(int(pid_file.read_text())) in ("Z", "X", "gone")

@@ -82,9 +82,10 @@ class Vcpu:
         """Perform one guest operation. Returns False once the guest has finished."""
         if self.done:
             return False
-        if not self._started:
+        if not self._started:  # run the guest up to its first operation, then do it
             self._started = True
-            return self._resume(None, first=True)
+            if not self._resume(None, first=True):
+                return False
         op = self._pending
         handler = self._dispatch.get(type(op))
         if handler is None:

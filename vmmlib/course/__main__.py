@@ -4,6 +4,7 @@
 
     python -m vmmlib.course exercises SOLUTIONS_DIR EXERCISES_DIR [--check]
     python -m vmmlib.course grade EXERCISES_DIR SUBMISSIONS_DIR OUT_DIR [--jobs N] [--timeout S]
+    python -m vmmlib.course execute NOTEBOOK... (store outputs: vmmlib.course.execute)
 
 Exit status: 0 on success; 1 when ``exercises --check`` finds exercises that are stale, missing
 or extra; 2 for a usage or course-notebook error (the message says what to fix).
@@ -15,6 +16,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -40,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="submissions graded at once (default: number of CPUs)")
     grade.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                        help="time one cell may run before it fails (default: 30)")
+    execute = commands.add_parser(
+        "execute", help="run notebooks top to bottom and store their outputs in place")
+    execute.add_argument("notebooks", nargs="+")
     return parser
 
 
@@ -76,14 +81,22 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _execute(args: argparse.Namespace) -> int:
+    from .execute import execute_all
+
+    execute_all([Path(notebook) for notebook in args.notebooks])
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from .nbfiles import skip_iri_grammar
 
     args = _parser().parse_args(argv)
     skip_iri_grammar()
+    commands = {"exercises": _exercises, "grade": _grade, "execute": _execute}
     try:
-        return _exercises(args) if args.command == "exercises" else _grade(args)
+        return commands[args.command](args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

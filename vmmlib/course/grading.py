@@ -25,8 +25,10 @@ Outputs (see :mod:`vmmlib.course.reports`): ``grades.csv``, ``feedback/<student>
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +183,16 @@ def find_students(submissions_dir: Path, exercise_names: set[str]) -> tuple[list
     return students, notes
 
 
+def _require_tools() -> None:
+    """Fail at once, not with a zero for everyone, if this Python cannot run nbval."""
+    for module in ("pytest", "nbval", "ipykernel"):
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"{module} is not installed for {sys.executable}; grading runs nbval with it "
+                "(pip install 'vmmlib[course]')"
+            )
+
+
 def _refuse_overlap(submissions_dir: Path, out_dir: Path) -> None:
     inputs, outputs = Path(submissions_dir).resolve(), Path(out_dir).resolve()
     if inputs == outputs or inputs in outputs.parents or outputs in inputs.parents:
@@ -204,6 +216,7 @@ def grade(exercises_dir: Path, submissions_dir: Path, out_dir: Path, *,
     if cell_timeout <= 0:
         raise ConfigError(f"the cell timeout must be positive, got {cell_timeout}")
     _refuse_overlap(submissions_dir, out_dir)
+    _require_tools()
     exercises = [load_exercise(path) for path in course_notebooks(exercises_dir)]
     if not exercises:
         raise ConfigError(f"{exercises_dir}: no exercise notebooks to grade against")

@@ -185,15 +185,14 @@ def kill_processes_with_token(token: str) -> None:
 
 def _nbval_command(notebook: Path, scratch: Path, cell_timeout: float, lax: bool,
                    cpu_limit: int) -> list[str]:
-    ini = scratch / "pytest.ini"
-    ini.write_text("[pytest]\n", encoding="utf-8")
+    """The child's command line; ``scratch`` holds its empty ini file and its junit report."""
     return [
         sys.executable, "-c", _BOOTSTRAP, str(cpu_limit), str(notebook),
         "--nbval-lax" if lax else "--nbval", "--nbval-current-env",
         f"--nbval-cell-timeout={cell_timeout:g}",
         f"--nbval-kernel-startup-timeout={KERNEL_STARTUP_TIMEOUT:g}",
         "-p", "nbval.plugin", "-p", "no:cacheprovider", "--noconftest",
-        "-c", str(ini), "--rootdir", str(notebook.parent),
+        "-c", str(scratch / "pytest.ini"), "--rootdir", str(notebook.parent),
         f"--junitxml={scratch / 'junit.xml'}", "--color=no", "-q",
     ]
 
@@ -217,6 +216,7 @@ def run_nbval(notebook: Path, *, cell_timeout: float, lax: bool = True,
     token = secrets.token_hex(8)
     with tempfile.TemporaryDirectory(prefix="vmmlib-nbval-", ignore_cleanup_errors=True) as tmp:
         scratch = Path(tmp)
+        (scratch / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         command = _nbval_command(notebook, scratch, cell_timeout, lax, int(deadline) + 1)
         log = scratch / "pytest.log"
         with open(log, "wb") as output:

@@ -352,6 +352,7 @@ class Stepper:
             layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
         )
         self.widget = widgets.VBox([*header, controls, self.status, panels])
+        self.widget.add_class("vmm-stepper")  # a stable hook for browser tests and styling
 
     def _on_value(self, change: dict) -> None:
         if change["new"] != self.index:
