@@ -25,7 +25,6 @@ lab: $(STAMP)
 
 ## make test: unit tests, every notebook under nbval, grading and browser tests
 test: $(STAMP)
-	$(TESTENV) $(PY) -m vmmlib.course exercises solutions exercises --check
 	$(BIN)/ruff check .
 	$(TESTENV) $(PY) -m pytest -n 2 --dist loadfile --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout 120 \
