@@ -7,7 +7,6 @@ Interruption-Information Field"; "Page-Fault Exceptions", the error-code figure)
 the fact sheet.
 """
 
-import dataclasses
 import itertools
 import struct
 
@@ -139,7 +138,7 @@ def test_vmx_io_qualification_known_values(acc, qual):
 def test_vmx_io_qualification_single_bits(field, bit):
     # hardware-facts.md §1.3: each flag is exactly one bit
     base = PortAccess(0, 1, is_in=False, string=field == "rep")
-    flagged = dataclasses.replace(base, **{field: True})
+    flagged = base._replace(**{field: True})
     assert vmx_io_qualification(flagged) ^ vmx_io_qualification(base) == 1 << bit
 
 

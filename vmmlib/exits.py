@@ -12,7 +12,7 @@ VMX bit 3 and SVM bit 0 say 1 = IN, but KVM's ``io.direction`` says 1 = OUT.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import BadPortError, BadSizeError, ConfigError
 
@@ -59,10 +59,7 @@ PFEC_RSVD = 1 << 3
 PFEC_FETCH = 1 << 4
 
 
-@dataclass(frozen=True, slots=True)
-class PortAccess:
-    """What a trapped port-I/O instruction did, independent of any vendor's encoding."""
-
+class _PortAccessFields(NamedTuple):
     port: int
     size: int
     is_in: bool
@@ -70,11 +67,30 @@ class PortAccess:
     rep: bool = False
     imm: bool = False  # port given as an immediate operand (IN AL, 0x60) rather than in DX
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 0xFFFF:
-            raise BadPortError(f"port {self.port:#x} is outside 0x0000-0xFFFF")
-        if self.size not in (1, 2, 4):
-            raise BadSizeError(f"port I/O moves 1, 2 or 4 bytes, not {self.size}")
+
+class PortAccess(_PortAccessFields):
+    """What a trapped port-I/O instruction did, independent of any vendor's encoding.
+
+    An immutable tuple (port, size, is_in, string, rep, imm), checked when it is made: it is
+    built on every simulated exit, so it is kept cheap.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        port: int,
+        size: int,
+        is_in: bool,
+        string: bool = False,
+        rep: bool = False,
+        imm: bool = False,
+    ) -> PortAccess:
+        if port.__class__ is not int or not 0 <= port <= 0xFFFF:
+            raise BadPortError(f"port {port!r} is outside 0x0000-0xFFFF")
+        if size not in (1, 2, 4):
+            raise BadSizeError(f"port I/O moves 1, 2 or 4 bytes, not {size!r}")
+        return tuple.__new__(cls, (port, size, is_in, string, rep, imm))
 
     def __str__(self) -> str:
         name = ("REP " if self.rep else "") + ("IN" if self.is_in else "OUT")

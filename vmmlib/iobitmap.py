@@ -135,8 +135,11 @@ class VmxIoBitmaps(_Bitmap):
 
     def exits(self, port: int, size: int) -> bool:
         """Does an IN/OUT/INS/OUTS of ``size`` bytes at ``port`` cause a VM exit?"""
-        _check_access(port, size)
         ctls = self.procbased_ctls
+        if size == 1 and ctls & CPU_BASED_ACTIVATE_IO_BITMAP and port.__class__ is int:
+            if 0 <= port <= 0xFFFF:  # the common case, on every simulated IN/OUT
+                return (self.bits[port >> 3] >> (port & 7)) & 1 == 1
+        _check_access(port, size)
         if not ctls & CPU_BASED_ACTIVATE_IO_BITMAP:
             return bool(ctls & CPU_BASED_UNCOND_IO_EXITING)
         if port + size > 0x10000:  # the access wraps around the port space: always exits

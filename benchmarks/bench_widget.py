@@ -1,0 +1,34 @@
+"""Time of one widget step: pressing **step** on the chapter-01 stepper, headless.
+
+Presses step through the whole "Hello" scenario and reports the mean and the worst press,
+plus one **back** from the end (which replays a fresh scenario). Each press really runs a
+guest operation and redraws the log and state panels; the index is checked afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+
+from vmmlib.scenarios import hello_serial
+from vmmlib.viz import Stepper
+
+
+def main() -> None:
+    stepper = Stepper(hello_serial)
+    times = []
+    for _ in range(stepper.total):
+        t0 = time.perf_counter()
+        stepper.step_button.click()
+        times.append(time.perf_counter() - t0)
+    assert stepper.index == stepper.total
+    t0 = time.perf_counter()
+    stepper.back_button.click()
+    back = time.perf_counter() - t0
+    assert stepper.index == stepper.total - 1
+    print(f"widget_step_mean: {1000 * sum(times) / len(times):.1f} ms")
+    print(f"widget_step_max: {1000 * max(times):.1f} ms")
+    print(f"widget_back_from_end: {1000 * back:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
