@@ -8,9 +8,15 @@ anything (execution timestamps), so a re-run of unchanged code gives an unchange
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tempfile
 from pathlib import Path
+from typing import Any
+
+#: A widget model id as ipywidgets makes it (uuid4().hex), where the notebook stores one.
+_MODEL_ID = re.compile(r'(?<=")(?:IPY_MODEL_)?([0-9a-f]{32})(?=")')
 
 #: Per-cell timeout when executing, in seconds.
 CELL_TIMEOUT = 300
@@ -41,7 +47,43 @@ def execute_notebook(path: Path, timeout: int = CELL_TIMEOUT) -> None:
     client.execute()
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
-    nbformat.write(nb, path)
+    text = nbformat.writes(nb)
+    for n, old in enumerate(_widget_model_order(nb), start=1):
+        text = text.replace(old, f"{n:032x}")
+    # write again so the widget state is sorted by the new ids, not the random old ones
+    nbformat.write(nbformat.reads(text, as_version=4), path)
+
+
+def _widget_model_order(nb: Any) -> list[str]:
+    """The notebook's widget model ids in an order that does not depend on the ids.
+
+    ipywidgets names each model with a random UUID, so an unchanged notebook would change on
+    every run. Numbering the models in this order (displayed widgets in cell order, then what
+    they refer to, depth first; leftovers by type and content) and renaming every occurrence
+    keeps the stored widgets working and the file stable.
+    """
+    key = "application/vnd.jupyter.widget-state+json"
+    state = nb.metadata.get("widgets", {}).get(key, {}).get("state", {})
+    order: list[str] = []
+
+    def visit(model: str) -> None:
+        if model in state and model not in order:
+            order.append(model)
+            for ref in _MODEL_ID.findall(json.dumps(state[model], sort_keys=True)):
+                visit(ref)
+
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+            if view:
+                visit(view["model_id"])
+
+    def content(model: str) -> str:
+        return _MODEL_ID.sub("", json.dumps(state[model], sort_keys=True))
+
+    for model in sorted(set(state) - set(order), key=content):
+        visit(model)
+    return order
 
 
 def execute_all(paths: list[Path], timeout: int = CELL_TIMEOUT) -> None:
