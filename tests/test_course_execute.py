@@ -21,7 +21,7 @@ def _notebook_with_widgets(ids: list[str]) -> nbformat.NotebookNode:
     }
     view = {"model_id": box, "version_major": 2, "version_minor": 0}
     out = new_output("display_data", data={"application/vnd.jupyter.widget-view+json": view})
-    nb = new_notebook(cells=[new_code_cell("Stepper(...)", outputs=[out])])
+    nb = new_notebook(cells=[new_code_cell("Stepper(...)", outputs=[out], id="stepper")])
     nb.metadata["widgets"] = {KEY: {"state": state, "version_major": 2, "version_minor": 0}}
     return nb
 
