@@ -22,6 +22,14 @@ PORT_SIZES = (1, 2, 4)
 MMIO_SIZES = (1, 2, 4, 8)
 
 
+def check_port_access(port: int, size: int) -> None:
+    """Raise unless an IN/OUT of ``size`` bytes at ``port`` can exist on x86."""
+    if port.__class__ is not int or not 0 <= port <= 0xFFFF:
+        raise BadPortError(f"port {port!r} is outside the 16-bit I/O space 0x0000-0xFFFF")
+    if size not in PORT_SIZES:
+        raise BadSizeError(f"port I/O moves 1, 2 or 4 bytes, not {size!r}")
+
+
 class Device(Protocol):
     """Anything that answers accesses relative to the start of its claimed range."""
 

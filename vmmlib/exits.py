@@ -14,7 +14,8 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from .errors import BadPortError, BadSizeError, ConfigError
+from .bus import check_port_access
+from .errors import BadSizeError, ConfigError
 
 # --- Intel VMX ------------------------------------------------------------------------------
 EXIT_REASON_EXCEPTION_NMI = 0
@@ -86,10 +87,7 @@ class PortAccess(_PortAccessFields):
         rep: bool = False,
         imm: bool = False,
     ) -> PortAccess:
-        if port.__class__ is not int or not 0 <= port <= 0xFFFF:
-            raise BadPortError(f"port {port!r} is outside 0x0000-0xFFFF")
-        if size not in (1, 2, 4):
-            raise BadSizeError(f"port I/O moves 1, 2 or 4 bytes, not {size!r}")
+        check_port_access(port, size)
         return tuple.__new__(cls, (port, size, is_in, string, rep, imm))
 
     def __str__(self) -> str:

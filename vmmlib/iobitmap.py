@@ -17,10 +17,12 @@ Conditionally"; AMD64 APM vol. 2 §15.10.1 "I/O Permissions Map"; Xen's shared 3
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 
-from .bus import PORT_SIZES
-from .errors import BadPortError, BadSizeError, ConfigError
+from .bus import check_port_access
+from .errors import BadPortError, ConfigError
 
 PAGE = 4096
 #: Primary processor-based VM-execution controls (Intel SDM; xen vmx/vmcs.h).
@@ -37,11 +39,7 @@ VMCB_IOPM_BASE_PA = 0x040
 XEN_PASSTHROUGH_PORTS = (0x80, 0xED)
 
 
-def _check_access(port: int, size: int) -> None:
-    if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
-        raise BadPortError(f"port {port!r} is outside 0x0000-0xFFFF")
-    if size not in PORT_SIZES:
-        raise BadSizeError(f"port I/O moves 1, 2 or 4 bytes, not {size!r}")
+_B = TypeVar("_B", bound="_Bitmap")
 
 
 class _Bitmap:
@@ -80,6 +78,15 @@ class _Bitmap:
         """Clear the bits of ports ``first`` … ``last``: the guest reaches them directly."""
         self._set(first, first if last is None else last, 0)
 
+    @classmethod
+    def xen_default(cls: type[_B]) -> _B:
+        """What Xen gives a new HVM domain: intercept everything (on SVM the 3 spill bits
+        included) except the I/O-delay ports 0x80 and 0xED."""
+        bm = cls(intercept_all=True)
+        for port in XEN_PASSTHROUGH_PORTS:
+            bm.allow(port)
+        return bm
+
     def as_array(self) -> np.ndarray:
         """The map as a numpy array of 0/1, one entry per bit (for plots and exercises)."""
         return np.unpackbits(np.frombuffer(bytes(self.bits), np.uint8), bitorder="little")[
@@ -107,14 +114,6 @@ class VmxIoBitmaps(_Bitmap):
             CPU_BASED_UNCOND_IO_EXITING if unconditional_io_exiting else 0
         )
 
-    @classmethod
-    def xen_default(cls) -> VmxIoBitmaps:
-        """What Xen gives a new HVM domain: intercept everything but ports 0x80 and 0xED."""
-        bm = cls(intercept_all=True)
-        for port in XEN_PASSTHROUGH_PORTS:
-            bm.allow(port)
-        return bm
-
     @property
     def a(self) -> memoryview:
         """I/O bitmap A: ports 0x0000-0x7FFF."""
@@ -139,7 +138,7 @@ class VmxIoBitmaps(_Bitmap):
         if size == 1 and ctls & CPU_BASED_ACTIVATE_IO_BITMAP and port.__class__ is int:
             if 0 <= port <= 0xFFFF:  # the common case, on every simulated IN/OUT
                 return (self.bits[port >> 3] >> (port & 7)) & 1 == 1
-        _check_access(port, size)
+        check_port_access(port, size)
         if not ctls & CPU_BASED_ACTIVATE_IO_BITMAP:
             return bool(ctls & CPU_BASED_UNCOND_IO_EXITING)
         if port + size > 0x10000:  # the access wraps around the port space: always exits
@@ -160,17 +159,9 @@ class SvmIopm(_Bitmap):
         super().__init__(SVM_IOPM_SIZE, intercept_all)
         self.ioio_prot = ioio_prot
 
-    @classmethod
-    def xen_default(cls) -> SvmIopm:
-        """Xen's default map: all ones (the 3 spill bits included) except 0x80 and 0xED."""
-        iopm = cls(intercept_all=True)
-        for port in XEN_PASSTHROUGH_PORTS:
-            iopm.allow(port)
-        return iopm
-
     def exits(self, port: int, size: int) -> bool:
         """Does an IN/OUT of ``size`` bytes at ``port`` cause #VMEXIT(IOIO)?"""
-        _check_access(port, size)
+        check_port_access(port, size)
         if not self.ioio_prot:
             return False
         bits = self.bits

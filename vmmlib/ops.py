@@ -19,15 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .bus import MMIO_SIZES, PORT_SIZES
-from .errors import BadPortError, BadSizeError, ConfigError
-
-
-def _check_port(port: int, size: int) -> None:
-    if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
-        raise BadPortError(f"port {port!r} is outside the 16-bit I/O space 0x0000-0xFFFF")
-    if size not in PORT_SIZES:
-        raise BadSizeError(f"port I/O moves 1, 2 or 4 bytes, not {size!r}")
+from .bus import MMIO_SIZES, check_port_access
+from .errors import BadSizeError, ConfigError
 
 
 def _check_value(value: int, size: int) -> None:
@@ -43,7 +36,7 @@ class In:
     size: int = 1
 
     def __post_init__(self) -> None:
-        _check_port(self.port, self.size)
+        check_port_access(self.port, self.size)
 
 
 @dataclass(slots=True)
@@ -55,7 +48,7 @@ class Out:
     value: int
 
     def __post_init__(self) -> None:
-        _check_port(self.port, self.size)
+        check_port_access(self.port, self.size)
         _check_value(self.value, self.size)
 
 
@@ -69,7 +62,7 @@ class Ins:
     rep: bool = True
 
     def __post_init__(self) -> None:
-        _check_port(self.port, self.size)
+        check_port_access(self.port, self.size)
         if not isinstance(self.count, int) or self.count < 1 or (self.count > 1 and not self.rep):
             raise ConfigError(f"INS moves one element, or count >= 1 with REP; got {self.count!r}")
 
@@ -84,7 +77,7 @@ class Outs:
     rep: bool = True
 
     def __post_init__(self) -> None:
-        _check_port(self.port, self.size)
+        check_port_access(self.port, self.size)
         self.values = tuple(self.values)
         if not self.values or (len(self.values) > 1 and not self.rep):
             raise ConfigError("OUTS needs one value, or several with REP")

@@ -54,7 +54,7 @@ from .palette import ROLES
 MAX_STEPS = 10_000
 _TAG = re.compile(r"<[^>]+>")
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-_PRE = "font-family:monospace;font-size:11.5px;line-height:1.4;margin:0;white-space:pre"
+_PRE = "font-family:monospace;font-size:11.5px;line-height:1.4;margin:0;white-space:pre-wrap"
 
 
 # ---------------------------------------------------------------------------------------------
