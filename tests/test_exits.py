@@ -420,3 +420,33 @@ def test_page_fault_exception_carries_address_and_code():
     f = PageFault(0xB8000, 3)
     assert (f.address, f.error_code) == (0xB8000, 3)
     assert "0xb8000" in str(f) and "0x3" in str(f)
+
+
+@pytest.mark.parametrize("is_in", [False, True])
+def test_exit_forms_agree_across_vendors(is_in):
+    # hardware-facts.md §1.3, §2.2, §3: one access, three encodings
+    from vmmlib.exits import exit_forms
+
+    acc = PortAccess(0x3F8, 1, is_in=is_in)
+    vmx = {"reason": "IO_INSTRUCTION", "exit_qualification": vmx_io_qualification(acc)}
+    svm = {"reason": "IOIO", "exitinfo1": svm_ioio_exitinfo1(acc)}
+    forms = exit_forms(vmx)
+    assert forms == exit_forms(svm)
+    assert forms["Intel VMX"] == f"exit reason 30, qualification {0x03F80000 | is_in << 3:#010x}"
+    assert forms["AMD SVM"] == f"exit code 0x7b, EXITINFO1 {0x03F80210 | is_in:#010x}"
+    assert forms["KVM"].startswith(f"KVM_EXIT_IO direction={0 if is_in else 1} ")
+
+
+def test_exit_forms_of_a_page_fault_exit():
+    from vmmlib.exits import exit_forms
+
+    vmx = {"reason": "EXCEPTION_NMI", "exit_qualification": 0xB8000, "intr_error_code": 2}
+    svm = {"reason": "EXCP_PF", "exitinfo1": 2, "exitinfo2": 0xB8000}
+    emulated = {"addr": 0xB8000, "size": 2, "dir": "write", "value": 0x748}
+    forms = exit_forms(vmx, emulated)
+    assert forms == exit_forms(svm, emulated)
+    assert "intr info 0x80000b0e" in forms["Intel VMX"]
+    assert forms["KVM"] == "KVM_EXIT_MMIO phys_addr=0xb8000 len=2 is_write=1"
+    assert "not MMIO" in exit_forms(vmx)["KVM"]
+    with pytest.raises(ConfigError):
+        exit_forms({"reason": "HLT"})

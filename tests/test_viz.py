@@ -468,3 +468,16 @@ def test_import_vmmlib_does_not_load_matplotlib_or_ipywidgets():
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_render_last_exit_shows_the_current_exit_three_ways():
+    from vmmlib.viz import html_to_text, render_last_exit
+
+    vcpu = hello_serial()
+    assert "no exit yet" in html_to_text(render_last_exit(vcpu))
+    vcpu.step()  # OUT to FCR (0x3FA)
+    text = html_to_text(render_last_exit(vcpu))
+    assert "Intel VMX exit reason 30, qualification 0x03fa0000" in text
+    assert "AMD SVM exit code 0x7b, EXITINFO1 0x03fa0210" in text
+    assert "KVM KVM_EXIT_IO direction=1 (OUT)" in text
+    assert "COM1 registers" in text

@@ -246,3 +246,51 @@ def describe_pf_error_code(code: int) -> str:
     if code & PFEC_RSVD:
         parts.append("reserved bit set")
     return ", ".join(parts)
+
+
+# --- one exit, three encodings --------------------------------------------------------------
+def record_port_access(record: dict) -> PortAccess:
+    """Decode the port access of an I/O exit record from either vendor."""
+    if "exit_qualification" in record:
+        return decode_vmx_io_qualification(record["exit_qualification"])
+    return decode_svm_ioio_exitinfo1(record["exitinfo1"])
+
+
+def exit_forms(record: dict, emulated: dict | None = None) -> dict[str, str]:
+    """The same exit as Intel VMX, AMD SVM and KVM would report it.
+
+    ``record`` is an exit event's fields (either vendor). For a #PF exit, ``emulated`` (the
+    hypervisor's following ``emulate`` event: guest-physical ``addr``, ``dir``, ``value``)
+    gives the KVM_EXIT_MMIO a device model would see; without it the fault was not MMIO.
+    """
+    reason = record.get("reason")
+    if reason in ("IO_INSTRUCTION", "IOIO"):
+        acc = record_port_access(record)
+        kvm = decode_kvm_run(kvm_run_io(acc))
+        return {
+            "Intel VMX": f"exit reason {EXIT_REASON_IO_INSTRUCTION}, "
+            f"qualification {vmx_io_qualification(acc):#010x}",
+            "AMD SVM": f"exit code {VMEXIT_IOIO:#x}, EXITINFO1 {svm_ioio_exitinfo1(acc):#010x}",
+            "KVM": f"KVM_EXIT_IO direction={KVM_EXIT_IO_OUT if not acc.is_in else KVM_EXIT_IO_IN}"
+            f" ({kvm['direction']}) size={kvm['size']} port={kvm['port']:#x} "
+            f"count={kvm['count']}",
+        }
+    if reason in ("EXCEPTION_NMI", "EXCP_PF"):
+        if "exit_qualification" in record:
+            addr, code = record["exit_qualification"], record["intr_error_code"]
+        else:
+            addr, code = record["exitinfo2"], record["exitinfo1"]
+        kvm = "no KVM_EXIT_MMIO: the fault was not MMIO"
+        if emulated is not None and "addr" in emulated:
+            kvm = (
+                f"KVM_EXIT_MMIO phys_addr={emulated['addr']:#x} len={emulated['size']} "
+                f"is_write={int(emulated['dir'] == 'write')}"
+            )
+        return {
+            "Intel VMX": f"exit reason {EXIT_REASON_EXCEPTION_NMI}, qualification {addr:#x}, "
+            f"intr info {vmx_intr_info(PF_VECTOR, True):#x}, error code {code:#x}",
+            "AMD SVM": f"exit code {VMEXIT_EXCEPTION_PF:#x}, EXITINFO1 {code:#x}, "
+            f"EXITINFO2 {addr:#x}",
+            "KVM": kvm,
+        }
+    raise ConfigError(f"no three-way view of a {reason!r} exit")

@@ -100,7 +100,7 @@ def handle_page_fault(vcpu: Vcpu, op: Load | Store, error_code: int) -> Any:
     # MMIO (or a guest-physical hole nobody answers, which reads as all ones)
     t = machine.clock.advance(machine.costs.emulate_ns)
     region = dom.mmio.find(gpa)
-    fields = {"device": region.name if region else "(none)", "addr": gpa}
+    fields = {"device": region.name if region else "(none)", "addr": gpa, "size": op.size}
     if write:
         dom.mmio.write(gpa, op.size, op.value)
         fields.update(dir="write", value=op.value)

@@ -27,6 +27,7 @@ _LAZY = {
         "render_registers",
         "render_state",
         "render_trace_tail",
+        "render_last_exit",
         "html_to_text",
     ),
     "palette": ("ROLES", "OKABE_ITO", "device_colour", "exit_colour", "event_colour"),

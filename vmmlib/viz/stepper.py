@@ -78,7 +78,11 @@ def _fmt_value(value: Any) -> tuple[str, str]:
     return f"{value:#x}", ""
 
 
-def render_registers(registers: Mapping[str, Any], title: str | None = None) -> str:
+def render_registers(
+    registers: Mapping[str, Any],
+    title: str | None = None,
+    head: tuple[str, str] = ("register", "value"),
+) -> str:
     """An HTML table of registers: name, value in hex, and the bits of byte-wide values.
 
     Made for ``Uart16550.registers()`` but takes any mapping of name -> value; values that
@@ -93,7 +97,7 @@ def render_registers(registers: Mapping[str, Any], title: str | None = None) -> 
         hex_text, bits = _fmt_value(value)
         any_bits = any_bits or bool(bits)
         rows.append((html.escape(str(name)), hex_text, bits))
-    head = ["register", "value"] + (["bits 7…0"] if any_bits else [])
+    head = [*head] + (["bits 7…0"] if any_bits else [])
     out = ['<table style="border-collapse:collapse;font-family:monospace;font-size:12px">']
     if title:
         out.append(
@@ -437,3 +441,20 @@ __all__ = [
     "render_state",
     "render_trace_tail",
 ]
+
+
+def render_last_exit(obj: Any) -> str:
+    """The state panel for chapter 01: the most recent VM exit in its Intel, AMD and KVM
+    encodings, above the default state (vCPU and device registers)."""
+    from ..exits import exit_forms
+
+    events = list(_trace_of(obj))
+    last = max((i for i, e in enumerate(events) if e.kind == "exit"), default=None)
+    if last is None:
+        forms = {"": "no exit yet"}
+    else:
+        after = events[last + 1] if last + 1 < len(events) else None
+        emulated = after.fields if after is not None and after.kind == "emulate" else None
+        forms = exit_forms(events[last].fields, emulated)
+    table = render_registers(forms, "the last exit, three ways", head=("interface", "exit record"))
+    return table + render_state(obj)
