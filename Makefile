@@ -46,6 +46,10 @@ exercises: $(STAMP)
 grade: $(STAMP)
 	$(TESTENV) $(PY) -m vmmlib.course grade exercises $(SUBMISSIONS) $(GRADES)
 
+## make slides: offline reveal.js decks of the lecture notebooks in slides/
+slides: $(STAMP)
+	$(PY) -m vmmlib.course slides slides notebooks/*.ipynb
+
 ## make bench: run the benchmarks, one `name: value unit` line per figure
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

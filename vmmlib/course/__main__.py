@@ -4,6 +4,8 @@
 
     python -m vmmlib.course exercises SOLUTIONS_DIR EXERCISES_DIR [--check]
     python -m vmmlib.course grade EXERCISES_DIR SUBMISSIONS_DIR OUT_DIR [--jobs N] [--timeout S]
+    python -m vmmlib.course execute NOTEBOOK...
+    python -m vmmlib.course slides OUT_DIR NOTEBOOK...
     python -m vmmlib.course execute NOTEBOOK... (store outputs: vmmlib.course.execute)
 
 Exit status: 0 on success; 1 when ``exercises --check`` finds exercises that are stale, missing
@@ -45,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     execute = commands.add_parser(
         "execute", help="run notebooks top to bottom and store their outputs in place")
     execute.add_argument("notebooks", nargs="+")
+    slides = commands.add_parser(
+        "slides", help="build offline reveal.js slides of lecture notebooks into OUT_DIR")
+    slides.add_argument("out_dir")
+    slides.add_argument("notebooks", nargs="+")
     return parser
 
 
@@ -88,13 +94,21 @@ def _execute(args: argparse.Namespace) -> int:
     return 0
 
 
+def _slides(args: argparse.Namespace) -> int:
+    from .slides import build_slides
+
+    for path in build_slides([Path(nb) for nb in args.notebooks], Path(args.out_dir)):
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from .nbfiles import skip_iri_grammar
 
     args = _parser().parse_args(argv)
     skip_iri_grammar()
-    commands = {"exercises": _exercises, "grade": _grade, "execute": _execute}
+    commands = {"exercises": _exercises, "grade": _grade, "execute": _execute, "slides": _slides}
     try:
         return commands[args.command](args)
     except ConfigError as error:

@@ -145,10 +145,11 @@ def _vcpus_of(obj: Any) -> list[Any]:
     return list(found)
 
 
-def render_state(obj: Any) -> str:
+def render_state(obj: Any, first: tuple[str, ...] = ()) -> str:
     """The default state panel: each vCPU's registers and every device that has
-    ``registers()`` (on the domains' emulated buses and the machine's port bus)."""
-    tables = []
+    ``registers()`` (on the domains' emulated buses and the machine's port bus), after the
+    HTML tables in ``first``."""
+    tables = list(first)
     seen: set[int] = set()
     for vcpu in _vcpus_of(obj):
         state = "crashed" if vcpu.crashed else "done" if vcpu.done else "running"
@@ -457,4 +458,4 @@ def render_last_exit(obj: Any) -> str:
         emulated = after.fields if after is not None and after.kind == "emulate" else None
         forms = exit_forms(events[last].fields, emulated)
     table = render_registers(forms, "the last exit, three ways", head=("interface", "exit record"))
-    return table + render_state(obj)
+    return render_state(obj, first=(table,))
