@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import PageFault
-from .exits import decode_svm_ioio_exitinfo1, decode_vmx_io_qualification, pf_error_code
+from .exits import pf_error_code, record_port_access
 from .memory import PAGE_MASK, PAGE_SHIFT
 from .paging import FaultKind, classify_fault
 
@@ -39,11 +39,7 @@ def handle_port_io(vcpu: Vcpu, record: dict[str, Any]) -> None:
     exit qualification (or the SVM EXITINFO1), takes OUT data from RAX (or the OUTS buffer),
     performs the access on the domain's emulated port bus and leaves IN data in RAX.
     """
-    if "exit_qualification" in record:
-        acc = decode_vmx_io_qualification(record["exit_qualification"])
-    else:
-        acc = decode_svm_ioio_exitinfo1(record["exitinfo1"])
-    port, size, is_in, string = acc.port, acc.size, acc.is_in, acc.string
+    port, size, is_in, string, _, _ = record_port_access(record)
     machine = vcpu.machine
     costs = machine.costs
     bus = vcpu.domain.ports
