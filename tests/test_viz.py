@@ -29,7 +29,7 @@ from vmmlib.pcmap import LEGACY_PORTS  # noqa: E402
 from vmmlib.scenarios import hello_serial, uart_of  # noqa: E402
 from vmmlib.uart16550 import Uart16550  # noqa: E402
 from vmmlib.vga_text import TEXT_BASE, TEXT_SIZE, VgaTextBuffer  # noqa: E402
-from vmmlib.viz import palette, plots  # noqa: E402
+from vmmlib.viz import exitplots, memorymap, palette, portspace  # noqa: E402
 from vmmlib.viz.stepper import (  # noqa: E402
     Stepper,
     render_registers,
@@ -126,18 +126,18 @@ def check_labelled(fig: Figure) -> None:
 
 def test_every_plot_is_a_titled_labelled_figure(traces):
     vcpu = finished(serial_vcpu)
-    check_labelled(plots.plot_port_space(vcpu.domain))
-    check_labelled(plots.plot_port_space(vcpu.domain.intercepts, devices=LEGACY_PORTS))
-    check_labelled(plots.plot_memory_map(finished(vga_vcpu).domain))
-    check_labelled(plots.plot_exits_over_time(traces["port I/O"]))
-    check_labelled(plots.plot_exits_over_time(traces["MMIO"], events=()))
-    check_labelled(plots.plot_exit_counts(traces))
+    check_labelled(portspace.plot_port_space(vcpu.domain))
+    check_labelled(portspace.plot_port_space(vcpu.domain.intercepts, devices=LEGACY_PORTS))
+    check_labelled(memorymap.plot_memory_map(finished(vga_vcpu).domain))
+    check_labelled(exitplots.plot_exits_over_time(traces["port I/O"]))
+    check_labelled(exitplots.plot_exits_over_time(traces["MMIO"], events=()))
+    check_labelled(exitplots.plot_exit_counts(traces))
 
 
 def test_plots_are_deterministic():
     def png() -> bytes:  # a fresh scenario each time, as a notebook re-run would
         buf = io.BytesIO()
-        fig = plots.plot_exits_over_time(finished(vga_vcpu).machine.trace)
+        fig = exitplots.plot_exits_over_time(finished(vga_vcpu).machine.trace)
         fig.savefig(buf, format="png", dpi=40)
         return buf.getvalue()
 
@@ -148,7 +148,7 @@ def test_plots_are_deterministic():
 # --- the port space -----------------------------------------------------------------------------
 def test_port_space_marks_com1_intercepted_and_0x80_direct():
     dom = serial_vcpu().domain
-    fig = plots.plot_port_space(dom)
+    fig = portspace.plot_port_space(dom)
     data = fig.vmm_data
     assert data.exits(0x3F8) and data.exits(0x3FF)
     assert not data.exits(0x80) and not data.exits(0xED)
@@ -171,7 +171,7 @@ def test_port_space_follows_the_bitmap_not_a_fixed_picture():
     dom = serial_vcpu().domain
     dom.intercepts.allow(0x3F8, 0x3FF)  # hand COM1's ports to the guest
     dom.intercepts.intercept(0x80)
-    fig = plots.plot_port_space(dom)
+    fig = portspace.plot_port_space(dom)
     ax_zoom = fig.axes[1]
     assert bar_covers(ax_zoom, "direct (no exit)", 0x3F8)
     assert bar_covers(ax_zoom, "intercepted (exits)", 0x80)
@@ -183,25 +183,25 @@ def test_port_space_follows_the_bitmap_not_a_fixed_picture():
 
 def test_port_space_svm_and_bare_bitmaps():
     svm = serial_vcpu("svm").domain
-    fig = plots.plot_port_space(svm)
+    fig = portspace.plot_port_space(svm)
     assert fig.vmm_data.vendor == "svm"
     assert any("IOPM" in t for t in texts(fig.axes[0]))
     assert bar_covers(fig.axes[1], "intercepted (exits)", 0x3F8)
-    fig = plots.plot_port_space(svm.intercepts, devices=LEGACY_PORTS)
+    fig = portspace.plot_port_space(svm.intercepts, devices=LEGACY_PORTS)
     assert "COM1 0x3F8–0x3FF" in texts(fig.axes[1])
     assert "PCI CONFIG_ADDRESS 0xCF8–0xCFB" in texts(
         fig.axes[0]
     )  # outside the zoom: labelled above
     with pytest.raises(ConfigError, match="Domain, VmxIoBitmaps or SvmIopm"):
-        plots.plot_port_space(object())
+        portspace.plot_port_space(object())
     with pytest.raises(ConfigError, match="zoom"):
-        plots.plot_port_space(svm, zoom=(0x400, 0x100))
+        portspace.plot_port_space(svm, zoom=(0x400, 0x100))
 
 
 # --- the memory map -----------------------------------------------------------------------------
 def test_memory_map_shows_ram_mmio_and_present_pages():
     dom = finished(vga_vcpu).domain
-    fig = plots.plot_memory_map(dom)
+    fig = memorymap.plot_memory_map(dom)
     data = fig.vmm_data
     assert data.kind_at(0x1000) == "ram"
     assert data.kind_at(TEXT_BASE) == data.kind_at(TEXT_BASE + TEXT_SIZE - 1) == "mmio"
@@ -220,18 +220,18 @@ def test_memory_map_shows_holes_and_validates():
     machine = Machine(ram=64 * MIB)
     dom = machine.add_domain("small", 16 * MIB)
     dom.emulate_mmio(0xFEC00000, 0x1000, VgaTextBuffer(), "I/O APIC")
-    data = plots.plot_memory_map(dom).vmm_data
+    data = memorymap.plot_memory_map(dom).vmm_data
     assert data.kind_at(32 * MIB) == "hole"
     assert data.kind_at(0xFEC00000) == "mmio"
     assert data.end == 0xFEC01000
     with pytest.raises(ConfigError, match="page-aligned"):
-        plots.plot_memory_map(dom, window=(0, 100))
+        memorymap.plot_memory_map(dom, window=(0, 100))
 
 
 # --- exits ---------------------------------------------------------------------------------------
 def test_exits_over_time_stacks_every_exit(traces):
     trace = traces["MMIO"]
-    fig = plots.plot_exits_over_time(trace)
+    fig = exitplots.plot_exits_over_time(trace)
     ax = fig.axes[0]
     drawn = sum(rect.get_height() for bars in ax.containers for rect in bars)
     # two hidden #PFs that fill the shadow for the RAM stores, two MMIO stores to VGA
@@ -244,17 +244,17 @@ def test_exits_over_time_stacks_every_exit(traces):
 
 
 def test_exits_over_time_bins_and_empty_trace(traces):
-    hist = plots.exit_histogram(traces["port I/O"], bin_ns=5_000)
+    hist = exitplots.exit_histogram(traces["port I/O"], bin_ns=5_000)
     assert hist.bin_ns == 5_000
     assert int(sum(c.sum() for c in hist.counts.values())) == len(traces["port I/O"].events("exit"))
-    fig = plots.plot_exits_over_time(traces["PV hypercall"])  # a PV guest never exits
+    fig = exitplots.plot_exits_over_time(traces["PV hypercall"])  # a PV guest never exits
     assert "no exits in this trace" in texts(fig.axes[0])
     with pytest.raises(ConfigError, match="bin_ns"):
-        plots.plot_exits_over_time(traces["MMIO"], bin_ns=0)
+        exitplots.plot_exits_over_time(traces["MMIO"], bin_ns=0)
 
 
 def test_exit_counts_compares_scenarios(traces):
-    fig = plots.plot_exit_counts(traces)
+    fig = exitplots.plot_exit_counts(traces)
     data = fig.vmm_data
     for name, trace in traces.items():
         assert data.total(name) == sum(trace.count("exit").values())
@@ -268,7 +268,7 @@ def test_exit_counts_compares_scenarios(traces):
     assert heights == [data.total(n) for n in traces]
     assert [t.get_text() for t in ax_n.get_xticklabels()] == list(traces)
     with pytest.raises(ConfigError):
-        plots.plot_exit_counts({})
+        exitplots.plot_exit_counts({})
 
 
 def test_palette_is_okabe_ito_and_stable():

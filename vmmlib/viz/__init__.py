@@ -1,9 +1,10 @@
 """The teaching layer: plots of address spaces and exits, and a stepping widget.
 
 ``from vmmlib.viz import plot_port_space, Stepper`` works, but nothing heavy is imported
-until a name is used: matplotlib is loaded with ``vmmlib.viz.plots``, ipywidgets with
-``vmmlib.viz.stepper``, and ``import vmmlib`` never loads either. ``vmmlib.viz.palette``
-(the colours) is plain Python.
+until a name is used: matplotlib is loaded with the picture modules (``vmmlib.viz.portspace``,
+``vmmlib.viz.memorymap``, ``vmmlib.viz.exitplots`` and their shared ``vmmlib.viz.figure``),
+ipywidgets with ``vmmlib.viz.stepper``, and ``import vmmlib`` never loads either.
+``vmmlib.viz.palette`` (the colours) is plain Python.
 """
 
 from __future__ import annotations
@@ -12,16 +13,9 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "plots": (
-        "plot_port_space",
-        "plot_memory_map",
-        "plot_exits_over_time",
-        "plot_exit_counts",
-        "port_space_data",
-        "memory_map_data",
-        "exit_histogram",
-        "exit_counts",
-    ),
+    "portspace": ("plot_port_space", "port_space_data"),
+    "memorymap": ("plot_memory_map", "memory_map_data"),
+    "exitplots": ("plot_exits_over_time", "plot_exit_counts", "exit_histogram", "exit_counts"),
     "stepper": (
         "Stepper",
         "render_registers",
