@@ -7,9 +7,12 @@ twice gives two identical worlds, which is what the stepping widget relies on to
 
 from __future__ import annotations
 
-from .guests import pv_console_write, serial_hello, vga_puts
+from .errors import PageFault
+from .guests import Guest, pv_console_write, serial_hello, vga_puts
 from .machine import Machine
 from .memory import MIB
+from .ops import Load, Store
+from .paging import PageTable
 from .uart16550 import COM1_BASE, UART_PORTS, Uart16550
 from .vcpu import Vcpu
 from .vga_text import TEXT_BASE, VGA_WINDOW_BASE, VGA_WINDOW_SIZE, VgaTextBuffer
@@ -49,6 +52,38 @@ def hello_pv(text: str = "Hello\n") -> Vcpu:
     machine = Machine(512 * MIB)
     dom = machine.add_domain("pv", GUEST_RAM, base=GUEST_BASE, kind="pv")
     return Vcpu(dom, pv_console_write(text))
+
+
+#: Kernel virtual addresses of the three-faults guest.
+KERNEL_VGA, KERNEL_RAM, UNMAPPED = 0xC00B8000, 0xC0100000, 0xC0200000
+
+
+def kernel_page_table() -> PageTable:
+    """A guest kernel's page table: the text buffer and a page of RAM mapped, nothing else."""
+    table = PageTable()
+    table.map(KERNEL_VGA, 0xB8000)  # the kernel's mapping of the VGA text buffer
+    table.map(KERNEL_RAM, 0x100000)  # a page of ordinary RAM
+    return table  # UNMAPPED stays unmapped
+
+
+def three_accesses() -> Guest:
+    """A store to MMIO, a store to RAM and a load from an unmapped page, whose #PF the
+    guest's own handler catches (and reports through its return value)."""
+    yield Store(KERNEL_VGA, 2, 0x0748)  # 'H', light grey on black
+    yield Store(KERNEL_RAM, 4, 42)
+    try:
+        yield Load(UNMAPPED, 4)
+    except PageFault as fault:
+        return fault
+    return None
+
+
+def three_faults(vendor: str = "vmx") -> Vcpu:
+    """An HVM guest with paging on makes the three kinds of shadow #PF: MMIO (emulated),
+    not-yet-shadowed RAM (filled and retried) and a real page fault (injected)."""
+    dom = hvm_machine(vendor).domains[0]
+    dom.page_table = kernel_page_table()
+    return Vcpu(dom, three_accesses())
 
 
 def uart_of(vcpu: Vcpu) -> Uart16550:

@@ -60,6 +60,7 @@ class Vcpu:
         self.string_count = 0  # RCX for REP INS/OUTS
         self.done = False
         self.crashed: BaseException | None = None
+        self.result: Any = None
         self.steps = 0
         self._pending: Any = None  # the operation the guest yielded and is waiting on
         self._started = False
@@ -113,8 +114,9 @@ class Vcpu:
                 self._pending = self.program.throw(value)
             else:
                 self._pending = self.program.send(value)
-        except StopIteration:
+        except StopIteration as stop:
             self.done = True
+            self.result = stop.value  # what the guest program returned
             self.machine.trace.record((self.machine.clock.now, self.name, "halt", {}))
             return False
         except Exception as exc:  # the guest died of something it did not handle
