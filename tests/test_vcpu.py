@@ -548,3 +548,47 @@ def test_negative_domain_base_is_rejected():
 
     with pytest.raises(ConfigError):
         Machine(64 * MIB).add_domain("bad", 4 * MIB, base=-4096)
+
+
+@pytest.mark.parametrize("vendor", ["vmx", "svm"])
+def test_long_rep_outs_takes_one_exit_per_page_of_data(vendor):
+    # Xen's emulator clips a REP string I/O to one page of its memory operand and re-runs the
+    # instruction for the rest (xen/arch/x86/hvm/emulate.c): 3000 words = 6000 bytes = 2 exits
+    m, dom, dev = make_domain(vendor)
+    words = [i & 0xFFFF for i in range(3000)]
+
+    def guest():
+        yield Outs(COM1, 2, words)
+
+    run(dom, guest())
+    assert sum(m.trace.count().values()) == 2
+    assert [v for (_, _, v) in dev.writes] == words
+    assert [e.fields["value"] for e in m.trace.events("emulate")] == [words[:2048], words[2048:]]
+
+
+def test_long_rep_ins_returns_every_element():
+    m, dom, dev = make_domain()
+
+    def guest():
+        data = yield Ins(COM1, 1, 5000)
+        assert data == [0x60] * 5000
+
+    cpu = run(dom, guest())
+    assert cpu.crashed is None
+    assert sum(m.trace.count().values()) == 2  # 4096 + 904 bytes
+    assert "(4096 values)" in str(m.trace.events("emulate")[0])
+
+
+def test_rep_count_beyond_the_simulator_limit_is_a_clear_error():
+    from vmmlib.errors import ConfigError
+    from vmmlib.ops import MAX_REP_COUNT
+
+    with pytest.raises(ConfigError, match="REP string I/O moves 1 to"):
+        Ins(COM1, 1, MAX_REP_COUNT + 1)
+    m, dom, dev = make_domain()
+
+    def guest():
+        yield Ins(COM1, 1, 10**12)  # a hostile RCX: refused, the guest crashes cleanly
+
+    cpu = run(dom, guest())
+    assert isinstance(cpu.crashed, ConfigError) and dev.reads == []

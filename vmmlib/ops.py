@@ -22,6 +22,15 @@ from dataclasses import dataclass
 from .bus import MMIO_SIZES, check_port_access
 from .errors import BadSizeError, ConfigError
 
+#: The simulator's limit on one REP INS/OUTS (a real RCX can be up to 2**64 - 1; a model
+#: that tried would run out of memory rather than fault, so we refuse it up front).
+MAX_REP_COUNT = 1 << 16
+
+
+def _check_count(count: int) -> None:
+    if not isinstance(count, int) or not 1 <= count <= MAX_REP_COUNT:
+        raise ConfigError(f"a REP string I/O moves 1 to {MAX_REP_COUNT:,} elements, not {count!r}")
+
 
 def _check_value(value: int, size: int) -> None:
     if not isinstance(value, int) or not 0 <= value < 1 << (8 * size):
@@ -63,8 +72,9 @@ class Ins:
 
     def __post_init__(self) -> None:
         check_port_access(self.port, self.size)
-        if not isinstance(self.count, int) or self.count < 1 or (self.count > 1 and not self.rep):
-            raise ConfigError(f"INS moves one element, or count >= 1 with REP; got {self.count!r}")
+        _check_count(self.count)
+        if self.count > 1 and not self.rep:
+            raise ConfigError(f"INS without REP moves one element, not {self.count}")
 
 
 @dataclass(slots=True)
@@ -79,8 +89,9 @@ class Outs:
     def __post_init__(self) -> None:
         check_port_access(self.port, self.size)
         self.values = tuple(self.values)
-        if not self.values or (len(self.values) > 1 and not self.rep):
-            raise ConfigError("OUTS needs one value, or several with REP")
+        _check_count(len(self.values))
+        if len(self.values) > 1 and not self.rep:
+            raise ConfigError("OUTS without REP writes one value")
         for v in self.values:
             _check_value(v, self.size)
 

@@ -44,6 +44,9 @@ HEX_FIELDS = frozenset(
 
 
 def _fmt(key: str, v: Any) -> str:
+    if isinstance(v, list):  # the data of a string I/O: show the first few elements
+        shown = ", ".join(_fmt(key, x) for x in v[:4])
+        return f"[{shown}{', …' if len(v) > 4 else ''}] ({len(v)} values)"
     if isinstance(v, bool) or not isinstance(v, int) or key not in HEX_FIELDS:
         return str(v)
     return f"{v:#x}"

@@ -45,6 +45,11 @@ INSN_LEN = {In: 1, Out: 1, Ins: 2, Outs: 2, Load: 3, Store: 3, Hypercall: 3}
 
 Program = Generator[Any, Any, Any]
 
+#: How many bytes of a REP INS/OUTS the hypervisor moves per exit: one page of the memory
+#: operand (derived from Xen's xen/arch/x86/hvm/emulate.c, which clips the repetitions to
+#: what one page holds and retries the instruction when fewer were done than asked).
+REP_BYTES_PER_EXIT = PAGE_MASK + 1
+
 
 class Vcpu:
     """One virtual CPU of ``domain``, running the guest generator ``program``."""
@@ -138,13 +143,6 @@ class Vcpu:
         is_in = cls is In or cls is Ins
         if not self.domain.intercepts.exits(op.port, op.size):
             return self._direct_io(op, is_in, string)
-        # What the hypervisor will find in guest state: RAX for OUT, the buffer for OUTS.
-        if string:
-            self.string_count = op.count
-            if not is_in:
-                self.string_buffer = list(op.values)
-        elif not is_in:
-            self.rax = op.value
         acc = PortAccess(op.port, op.size, is_in, string, string and op.rep)
         if self.domain.vendor == "vmx":
             fields = {
@@ -160,14 +158,36 @@ class Vcpu:
                 "exitinfo1": svm_ioio_exitinfo1(acc),
                 "exitinfo2": self.rip,  # rIP of the next instruction
             }
+        if string:
+            return self._string_io(op, is_in, fields)
+        if not is_in:
+            self.rax = op.value  # what the hypervisor finds in guest state
+        self._trapped_io(fields)
+        return self.rax if is_in else None
+
+    def _trapped_io(self, fields: dict[str, Any]) -> None:
+        """One exit for port I/O: the CPU leaves, the hypervisor emulates, the CPU re-enters."""
         clock = self.machine.clock
         clock.now += self.machine.costs.vm_exit_ns
         self.machine.trace.record((clock.now, "cpu", "exit", fields))
         hypervisor.handle_port_io(self, fields)
         clock.now += self.machine.costs.vm_entry_ns
-        if is_in:
-            return self.string_buffer if string else self.rax
-        return None
+
+    def _string_io(self, op: Ins | Outs, is_in: bool, fields: dict[str, Any]) -> Any:
+        """(REP) INS/OUTS: the hypervisor emulates at most one page of elements per exit
+        (as Xen's emulator clips the repetitions to the memory operand's page and re-runs the
+        instruction for the rest), so a long REP takes several exits, never an unbounded one."""
+        per_exit = REP_BYTES_PER_EXIT // op.size
+        values = None if is_in else list(op.values)
+        done: list[int] = []
+        for first in range(0, op.count, per_exit):
+            self.string_count = min(per_exit, op.count - first)
+            if not is_in:
+                self.string_buffer = values[first : first + self.string_count]
+            self._trapped_io(dict(fields))
+            if is_in:
+                done += self.string_buffer
+        return done if is_in else None
 
     def _direct_io(self, op: Any, is_in: bool, string: bool) -> Any:
         bus = self.machine.ports
