@@ -17,7 +17,6 @@ from dataclasses import dataclass, fields
 class CostModel:
     """Virtual-time costs in nanoseconds."""
 
-    instruction_ns: int = 1
     ram_access_ns: int = 1
     native_port_io_ns: int = 1_000
     vm_exit_ns: int = 250
@@ -39,7 +38,6 @@ class CostModel:
 
 
 SOURCES = {
-    "instruction_ns": "illustrative: ~3 cycles at 3 GHz for an ordinary instruction",
     "ram_access_ns": "illustrative: a cached load/store, a few cycles",
     "native_port_io_ns": (
         "order of magnitude of one ISA/LPC bus I/O cycle (~1 us): the reason OSes write to "
