@@ -90,6 +90,20 @@ class PortAccess(_PortAccessFields):
         check_port_access(port, size)
         return tuple.__new__(cls, (port, size, is_in, string, rep, imm))
 
+    @classmethod
+    def unchecked(
+        cls,
+        port: int,
+        size: int,
+        is_in: bool,
+        string: bool = False,
+        rep: bool = False,
+        imm: bool = False,
+    ) -> PortAccess:
+        """Build one from fields already known to be valid (a decoded bit field, a checked
+        operation), skipping the checks on the simulator's hot path."""
+        return tuple.__new__(cls, (port, size, is_in, string, rep, imm))
+
     def __str__(self) -> str:
         name = ("REP " if self.rep else "") + ("IN" if self.is_in else "OUT")
         name += ("S" + "BWxD"[self.size - 1]) if self.string else ""
@@ -116,13 +130,9 @@ def decode_vmx_io_qualification(q: int) -> PortAccess:
     code = q & 7
     if code not in (0, 1, 3):
         raise ConfigError(f"size field {code} is not 0, 1 or 3 (1, 2 or 4 bytes)")
-    return PortAccess(
-        port=(q >> 16) & 0xFFFF,
-        size=code + 1,
-        is_in=bool(q & 8),
-        string=bool(q & 16),
-        rep=bool(q & 32),
-        imm=bool(q & 64),
+    # every field comes from a bit field already checked above: no need to check it again
+    return PortAccess.unchecked(
+        (q >> 16) & 0xFFFF, code + 1, bool(q & 8), bool(q & 16), bool(q & 32), bool(q & 64)
     )
 
 
@@ -164,12 +174,8 @@ def decode_svm_ioio_exitinfo1(info1: int) -> PortAccess:
     size = (info1 >> 4) & 7
     if size not in (1, 2, 4):
         raise ConfigError(f"EXITINFO1 {info1:#x}: size bits 6:4 = {size:03b} are not one-hot")
-    return PortAccess(
-        port=(info1 >> 16) & 0xFFFF,
-        size=size,
-        is_in=bool(info1 & 1),
-        string=bool(info1 & 4),
-        rep=bool(info1 & 8),
+    return PortAccess.unchecked(
+        (info1 >> 16) & 0xFFFF, size, bool(info1 & 1), bool(info1 & 4), bool(info1 & 8)
     )
 
 

@@ -143,7 +143,8 @@ class Vcpu:
         is_in = cls is In or cls is Ins
         if not self.domain.intercepts.exits(op.port, op.size):
             return self._direct_io(op, is_in, string)
-        acc = PortAccess(op.port, op.size, is_in, string, string and op.rep)
+        # the operation checked its port and size when the guest built it
+        acc = PortAccess.unchecked(op.port, op.size, is_in, string, string and op.rep)
         if self.domain.vendor == "vmx":
             fields = {
                 "reason": "IO_INSTRUCTION",
