@@ -207,6 +207,20 @@ def exit_counts(traces: Mapping[str, Trace]) -> ExitCounts:
     return ExitCounts(list(counts), counts, times, reasons, calls)
 
 
+def _label_bars(ax, xs, tops, labels: list[str]) -> None:
+    """Write ``labels`` just above the bars whose tops are at ``tops``."""
+    for xi, top, label in zip(xs, tops, labels, strict=True):
+        ax.annotate(
+            label,
+            (xi, top),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
+
+
 def plot_exit_counts(
     traces: Mapping[str, Trace], title: str = "Exits and virtual time per scenario"
 ) -> Figure:
@@ -220,18 +234,12 @@ def plot_exit_counts(
         heights = np.array([data.counts[n].get(reason, 0) for n in data.names])
         ax_n.bar(x, heights, bottom=bottom, color=exit_colour(reason), label=reason, width=0.6)
         bottom += heights
-    for xi, n in zip(x, data.names, strict=True):
+    labels = []
+    for n in data.names:
         calls = data.hypercalls[n]
         note = f"\n({calls} hypercall{'s' if calls != 1 else ''})" if calls else ""
-        ax_n.annotate(
-            f"{data.total(n):,}{note}",
-            (xi, bottom[xi]),
-            xytext=(0, 3),
-            textcoords="offset points",
-            ha="center",
-            va="bottom",
-            fontsize=9,
-        )
+        labels.append(f"{data.total(n):,}{note}")
+    _label_bars(ax_n, x, bottom, labels)
     ax_n.set_ylabel("VM exits")
     ax_n.set_title("exits, by exit reason", fontsize=10, loc="left")
     ax_n.set_ylim(0, max(1.0, bottom.max()) * 1.22)
@@ -241,16 +249,7 @@ def plot_exit_counts(
 
     times = np.array([data.time_ns[n] / 1000 for n in data.names])
     ax_t.bar(x, times, color=ROLES["ram"], width=0.6)
-    for xi, t in zip(x, times, strict=True):
-        ax_t.annotate(
-            f"{t:,.1f} µs",
-            (xi, t),
-            xytext=(0, 3),
-            textcoords="offset points",
-            ha="center",
-            va="bottom",
-            fontsize=9,
-        )
+    _label_bars(ax_t, x, times, [f"{t:,.1f} µs" for t in times])
     ax_t.set_ylabel("virtual time (µs)")
     ax_t.set_title("virtual time until the last event", fontsize=10, loc="left")
     ax_t.set_ylim(0, max(1.0, times.max()) * 1.18)
