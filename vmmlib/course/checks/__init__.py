@@ -14,17 +14,20 @@ from typing import Any, NamedTuple
 class Case(NamedTuple):
     """One input to try: ``args`` for the student's function and the ``expected`` answer.
 
-    ``hint`` is what a wrong answer on this case most likely means.
+    ``hint`` is what a wrong answer on this case most likely means: a text, or a function of
+    the wrong answer that returns one (to name the field that is wrong).
     """
 
     label: str
     args: tuple
     expected: Any
-    hint: str
+    hint: str | Callable[[Any], str]
 
 
-def run_cases(name: str, fn: Callable[..., Any], cases: Sequence[Case]) -> str:
-    """Try every case; print and return the verdict, or raise with a hint on the first miss."""
+def run_cases(name: str, fn: Callable[..., Any], cases: Sequence[Case]) -> None:
+    """Try every case and print the verdict; raise with a hint on the first miss.
+
+    Nothing is returned, so a check cell shows the verdict once (as printed text)."""
     wrong: list[tuple[Case, Any]] = []
     for case in cases:
         got = fn(*case.args)
@@ -34,8 +37,8 @@ def run_cases(name: str, fn: Callable[..., Any], cases: Sequence[Case]) -> str:
     print(verdict)
     if wrong:
         case, got = wrong[0]
+        hint = case.hint(got) if callable(case.hint) else case.hint
         raise AssertionError(
             f"{verdict}. First wrong case: {case.label}: expected {case.expected!r}, "
-            f"got {got!r}. Hint: {case.hint}"
+            f"got {got!r}. Hint: {hint}"
         )
-    return verdict

@@ -95,12 +95,15 @@ def vmx_exit_cases() -> list[Case]:
         for port, size, hint in accesses:
             label = f"{name}, {size}-byte access at {port:#06x}"
             cases.append(Case(label, (a, b, port, size), bm.exits(port, size), hint))
+    # single ports first, then multi-byte accesses, then wrapping ones: the first case an
+    # answer gets wrong then points at the rule it breaks
+    cases.sort(key=lambda c: (c.args[3] > 1, c.args[2] + c.args[3] > 0x10000))
     return cases
 
 
-def check_vmx_exits(fn: Callable[[bytes, bytes, int, int], bool]) -> str:
+def check_vmx_exits(fn: Callable[[bytes, bytes, int, int], bool]) -> None:
     """q1: does an access exit, given raw I/O bitmaps A and B?"""
-    return run_cases("q1 vmx_exits", lambda *a: bool(fn(*a)), vmx_exit_cases())
+    run_cases("q1 vmx_exits", lambda *a: bool(fn(*a)), vmx_exit_cases())
 
 
 def _decoded(acc: PortAccess) -> dict:
@@ -113,33 +116,51 @@ def _decoded(acc: PortAccess) -> dict:
     }
 
 
+QUALIFICATION_HINTS = {
+    "port": "the port is bits 31:16",
+    "size": "bits 2:0 hold the size MINUS ONE (0 = 1 byte, 1 = 2 bytes, 3 = 4 bytes)",
+    "direction": "bit 3 is 1 for IN, 0 for OUT",
+    "string": "bit 4 = string instruction, bit 5 = REP prefix",
+    "rep": "bit 4 = string instruction, bit 5 = REP prefix",
+}
+
+
+def _qualification_hint(expected: dict) -> Callable[[object], str]:
+    """Name the first field the answer got wrong."""
+
+    def hint(got: object) -> str:
+        if not isinstance(got, dict) or set(got) != set(expected):
+            return f"return a dict with exactly the keys {sorted(expected)}"
+        wrong = next(key for key in expected if got[key] != expected[key])
+        return QUALIFICATION_HINTS[wrong]
+
+    return hint
+
+
 def qualification_cases() -> list[Case]:
     """Exit qualifications for q2 with the decoded dict expected."""
     accesses = [
-        (PortAccess(0x3F8, 1, is_in=False), "bit 3 is 1 for IN, 0 for OUT"),
-        (PortAccess(0x3FD, 1, is_in=True), "bit 3 is 1 for IN, 0 for OUT"),
-        (PortAccess(0x1F0, 2, is_in=True), "bits 2:0 hold the size MINUS ONE"),
-        (PortAccess(0xCFC, 4, is_in=False), "bits 2:0 hold the size MINUS ONE (3 = 4 bytes)"),
-        (PortAccess(0x1F0, 2, True, string=True, rep=True), "bit 4 = string, bit 5 = REP"),
-        (PortAccess(0x3F8, 1, False, string=True), "bit 4 = string, bit 5 = REP"),
-        (PortAccess(0x60, 1, True, imm=True), "bit 6 (immediate operand) is not the port"),
-        (PortAccess(0xFFFF, 4, True), "the port is bits 31:16"),
-        (PortAccess(0x8001, 1, False, imm=True), "the port is bits 31:16"),
+        PortAccess(0x3F8, 1, is_in=False),
+        PortAccess(0x3FD, 1, is_in=True),
+        PortAccess(0x1F0, 2, is_in=True),
+        PortAccess(0xCFC, 4, is_in=False),
+        PortAccess(0x1F0, 2, True, string=True, rep=True),
+        PortAccess(0x3F8, 1, False, string=True),
+        PortAccess(0x60, 1, True, imm=True),
+        PortAccess(0xFFFF, 4, True),
+        PortAccess(0x8001, 1, False, imm=True),
     ]
-    return [
-        Case(
-            f"qualification {vmx_io_qualification(acc):#x}",
-            (vmx_io_qualification(acc),),
-            _decoded(acc),
-            hint,
-        )
-        for acc, hint in accesses
-    ]
+    cases = []
+    for acc in accesses:
+        q = vmx_io_qualification(acc)
+        expected = _decoded(acc)
+        cases.append(Case(f"qualification {q:#x}", (q,), expected, _qualification_hint(expected)))
+    return cases
 
 
-def check_decode_qualification(fn: Callable[[int], dict]) -> str:
+def check_decode_qualification(fn: Callable[[int], dict]) -> None:
     """q2: decode a VMX I/O exit qualification."""
-    return run_cases("q2 decode_qualification", fn, qualification_cases())
+    run_cases("q2 decode_qualification", fn, qualification_cases())
 
 
 MMIO_BASE, MMIO_SIZE = 0xB8000, 0x8000
@@ -233,6 +254,6 @@ def fault_cases() -> list[Case]:
     ]
 
 
-def check_classify(fn: Callable[[PageTable | None, MemoryBus, int, bool], str]) -> str:
+def check_classify(fn: Callable[[PageTable | None, MemoryBus, int, bool], str]) -> None:
     """q3: classify a shadow #PF as "mmio", "page-fault" or "neither"."""
-    return run_cases("q3 classify", fn, fault_cases())
+    run_cases("q3 classify", fn, fault_cases())
