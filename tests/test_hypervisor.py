@@ -1,9 +1,9 @@
 """Facts about Xen's hypercall interface that the PV path relies on."""
 
 from vmmlib.hypervisor import (
+    ENOSYS,
     CONSOLEIO_read,
     CONSOLEIO_write,
-    ENOSYS,
     HYPERVISOR_console_io,
 )
 
