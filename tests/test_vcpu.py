@@ -592,3 +592,27 @@ def test_rep_count_beyond_the_simulator_limit_is_a_clear_error():
 
     cpu = run(dom, guest())
     assert isinstance(cpu.crashed, ConfigError) and dev.reads == []
+
+
+def test_non_canonical_address_is_refused_and_the_guest_crashes_cleanly():
+    from vmmlib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="canonical"):
+        Load(1 << 60, 4)
+    m, dom, _ = make_domain()
+
+    def guest():
+        yield Load(1 << 60, 4)
+
+    cpu = run(dom, guest())
+    assert isinstance(cpu.crashed, ConfigError)
+
+
+def test_load_far_beyond_guest_ram_reads_all_ones():
+    m, dom, _ = make_domain()
+
+    def guest():
+        return (yield Load(0x7FFF_FFFF_F000, 4))
+
+    cpu = run(dom, guest())
+    assert cpu.crashed is None and cpu.result == 0xFFFF_FFFF

@@ -32,6 +32,18 @@ def _check_count(count: int) -> None:
         raise ConfigError(f"a REP string I/O moves 1 to {MAX_REP_COUNT:,} elements, not {count!r}")
 
 
+#: Virtual addresses a guest may use: the lower canonical half of x86-64 (48-bit linear
+#: addresses). Anything else would be a #GP on real hardware; the model refuses it.
+ADDRESS_LIMIT = 1 << 47
+
+
+def _check_address(addr: int) -> None:
+    if not isinstance(addr, int) or not 0 <= addr < ADDRESS_LIMIT:
+        raise ConfigError(
+            f"address {addr!r} is not in the canonical range 0-{ADDRESS_LIMIT - 1:#x}"
+        )
+
+
 def _check_value(value: int, size: int) -> None:
     if not isinstance(value, int) or not 0 <= value < 1 << (8 * size):
         raise ConfigError(f"value {value!r} does not fit in {size} byte(s)")
@@ -110,8 +122,7 @@ class Load:
     def __post_init__(self) -> None:
         if self.size not in MMIO_SIZES:
             raise BadSizeError(f"a load moves 1, 2, 4 or 8 bytes, not {self.size!r}")
-        if not isinstance(self.addr, int) or self.addr < 0:
-            raise ConfigError(f"address {self.addr!r} is not a non-negative integer")
+        _check_address(self.addr)
 
 
 @dataclass(slots=True)
@@ -125,8 +136,7 @@ class Store:
     def __post_init__(self) -> None:
         if self.size not in MMIO_SIZES:
             raise BadSizeError(f"a store moves 1, 2, 4 or 8 bytes, not {self.size!r}")
-        if not isinstance(self.addr, int) or self.addr < 0:
-            raise ConfigError(f"address {self.addr!r} is not a non-negative integer")
+        _check_address(self.addr)
         _check_value(self.value, self.size)
 
 
