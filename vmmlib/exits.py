@@ -91,18 +91,11 @@ class PortAccess(_PortAccessFields):
         return tuple.__new__(cls, (port, size, is_in, string, rep, imm))
 
     @classmethod
-    def unchecked(
-        cls,
-        port: int,
-        size: int,
-        is_in: bool,
-        string: bool = False,
-        rep: bool = False,
-        imm: bool = False,
-    ) -> PortAccess:
+    def unchecked(cls, *fields: int | bool) -> PortAccess:
         """Build one from fields already known to be valid (a decoded bit field, a checked
-        operation), skipping the checks on the simulator's hot path."""
-        return tuple.__new__(cls, (port, size, is_in, string, rep, imm))
+        operation), in the order of ``__new__``, skipping the checks on the hot path; flags
+        left out are False."""
+        return tuple.__new__(cls, fields + (False,) * (len(cls._fields) - len(fields)))
 
     def __str__(self) -> str:
         name = ("REP " if self.rep else "") + ("IN" if self.is_in else "OUT")
