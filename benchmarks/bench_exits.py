@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 from vmmlib import MIB, Machine, Out, Vcpu
-from vmmlib.uart16550 import Uart16550
+from vmmlib.devices.uart16550 import Uart16550
 
 N = 200_000
 COM1_SCR = 0x3F8 + 7

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from vmmlib.scenarios import hello_serial
+from vmmlib.scenarios.intercepts import hello_serial
 from vmmlib.viz import Stepper
 
 

@@ -6,7 +6,7 @@ shared/reference/hardware-facts.md ยง1.1 (64 K ports, 1/2/4-byte accesses) and ย
 
 import pytest
 
-from vmmlib.bus import MMIO_SIZES, PORT_SIZES, MemoryBus, PortBus
+from vmmlib.cpu.ops import Hypercall, In, Ins, Load, Out, Outs, Store
 from vmmlib.errors import (
     BadAddressError,
     BadPortError,
@@ -14,7 +14,7 @@ from vmmlib.errors import (
     ConfigError,
     OverlapError,
 )
-from vmmlib.ops import Hypercall, In, Ins, Load, Out, Outs, Store
+from vmmlib.hw.bus import MMIO_SIZES, PORT_SIZES, MemoryBus, PortBus
 
 
 class Recorder:

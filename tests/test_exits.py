@@ -12,8 +12,7 @@ import struct
 
 import pytest
 
-from vmmlib.errors import BadSizeError, ConfigError, PageFault
-from vmmlib.exits import (
+from vmmlib.cpu.exits import (
     EXIT_REASON_EPT_MISCONFIG,
     EXIT_REASON_EPT_VIOLATION,
     EXIT_REASON_EXCEPTION_NMI,
@@ -58,6 +57,7 @@ from vmmlib.exits import (
     vmx_intr_info,
     vmx_io_qualification,
 )
+from vmmlib.errors import BadSizeError, ConfigError, PageFault
 
 ACCESSES = [
     PortAccess(port, size, is_in, string, rep, imm)
@@ -425,7 +425,7 @@ def test_page_fault_exception_carries_address_and_code():
 @pytest.mark.parametrize("is_in", [False, True])
 def test_exit_forms_agree_across_vendors(is_in):
     # hardware-facts.md §1.3, §2.2, §3: one access, three encodings
-    from vmmlib.exits import exit_forms
+    from vmmlib.cpu.exits import exit_forms
 
     acc = PortAccess(0x3F8, 1, is_in=is_in)
     vmx = {"reason": "IO_INSTRUCTION", "exit_qualification": vmx_io_qualification(acc)}
@@ -438,7 +438,7 @@ def test_exit_forms_agree_across_vendors(is_in):
 
 
 def test_exit_forms_of_a_page_fault_exit():
-    from vmmlib.exits import exit_forms
+    from vmmlib.cpu.exits import exit_forms
 
     vmx = {"reason": "EXCEPTION_NMI", "exit_qualification": 0xB8000, "intr_error_code": 2}
     svm = {"reason": "EXCP_PF", "exitinfo1": 2, "exitinfo2": 0xB8000}

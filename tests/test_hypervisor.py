@@ -1,6 +1,6 @@
 """Facts about Xen's hypercall interface that the PV path relies on."""
 
-from vmmlib.hypervisor import (
+from vmmlib.xen.hypercalls import (
     ENOSYS,
     CONSOLEIO_read,
     CONSOLEIO_write,

@@ -6,8 +6,7 @@ Every rule is from shared/reference/hardware-facts.md §1.1 (VMX) and §2.1 (SVM
 import numpy as np
 import pytest
 
-from vmmlib.errors import BadPortError, BadSizeError, ConfigError
-from vmmlib.iobitmap import (
+from vmmlib.cpu.iobitmap import (
     CPU_BASED_ACTIVATE_IO_BITMAP,
     CPU_BASED_UNCOND_IO_EXITING,
     SVM_IOPM_BITS,
@@ -19,6 +18,7 @@ from vmmlib.iobitmap import (
     SvmIopm,
     VmxIoBitmaps,
 )
+from vmmlib.errors import BadPortError, BadSizeError, ConfigError
 
 
 # --- VMX: controls and encodings ---------------------------------------------------------------

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from vmmlib.errors import BadAddressError, BadSizeError, ConfigError
-from vmmlib.machine import Machine
-from vmmlib.memory import MIB, PAGE_SHIFT, PAGE_SIZE, MachineMemory
+from vmmlib.hw.memory import MIB, PAGE_SHIFT, PAGE_SIZE, MachineMemory
+from vmmlib.xen.machine import Machine
 
 
 def test_page_constants():

@@ -9,19 +9,18 @@ without EPT, MMIO arrives as a #PF the hypervisor tells apart from a real one).
 
 import pytest
 
-from vmmlib.bus import MemoryBus
-from vmmlib.errors import ConfigError
-from vmmlib.paging import (
+from vmmlib.cpu.paging import (
     PTE_FRAME_MASK,
     PTE_PRESENT,
     PTE_USER,
     PTE_WRITABLE,
-    FaultKind,
     PageTable,
-    classify_fault,
     make_pte,
 )
-from vmmlib.vga_text import TEXT_BASE, TEXT_SIZE, VgaTextBuffer
+from vmmlib.devices.vga_text import TEXT_BASE, TEXT_SIZE, VgaTextBuffer
+from vmmlib.errors import ConfigError
+from vmmlib.hw.bus import MemoryBus
+from vmmlib.xen.shadow import FaultKind, classify_fault
 
 
 def test_pte_bit_positions():

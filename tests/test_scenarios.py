@@ -3,7 +3,7 @@
 import pytest
 
 from vmmlib.errors import PageFault
-from vmmlib.scenarios import (
+from vmmlib.scenarios.intercepts import (
     GUEST_BASE,
     UNMAPPED,
     hello_pv,

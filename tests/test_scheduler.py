@@ -4,7 +4,7 @@ import pytest
 
 from vmmlib import MIB, Machine, Out, Vcpu
 from vmmlib.errors import ConfigError
-from vmmlib.scheduler import RoundRobin
+from vmmlib.xen.scheduler import RoundRobin
 
 
 class Log:

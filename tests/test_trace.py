@@ -6,17 +6,37 @@ STANDARDS.md: outputs are deterministic (virtual time only) and carry no host ad
 import pytest
 
 from vmmlib.clock import Clock
-from vmmlib.trace import Event, Trace
+from vmmlib.errors import ConfigError
+from vmmlib.trace import Event, Trace, schema
+
+IO_EXIT = schema("reason", "exit_qualification")
+VMCALL_EXIT = schema("reason", "exit_reason")
 
 
 def make_trace() -> Trace:
     t = Trace()
-    t.record((250, "cpu", "exit", {"reason": "IO_INSTRUCTION", "exit_qualification": 0x3F80000}))
+    t.record((250, "cpu", "exit", IO_EXIT, "IO_INSTRUCTION", 0x3F80000))
     t.add(450, "xen", "emulate", device="uart", port=0x3F8, dir="out", value=0x41)
-    t.record((1700, "cpu", "exit", {"reason": "IO_INSTRUCTION", "exit_qualification": 0x3F80000}))
-    t.record((2000, "cpu", "exit", {"reason": "VMCALL", "exit_reason": 18}))
+    t.record((1700, "cpu", "exit", IO_EXIT, "IO_INSTRUCTION", 0x3F80000))
+    t.record((2000, "cpu", "exit", VMCALL_EXIT, "VMCALL", 18))
     t.add(2300, "guest", "halt")
     return t
+
+
+def test_rows_are_flat_tuples_of_plain_values_not_dicts():
+    # the hot path stores no dict per row (a dict is always tracked by the garbage collector)
+    t = make_trace()
+    for row in t.rows():
+        assert type(row) is tuple
+        assert not any(isinstance(v, dict) for v in row)
+    assert t.rows(0, 1) == [(250, "cpu", "exit", IO_EXIT, "IO_INSTRUCTION", 0x3F80000)]
+
+
+def test_a_schema_names_distinct_fields():
+    with pytest.raises(ConfigError):
+        schema("port", "port")
+    with pytest.raises(ConfigError):
+        schema("")
 
 
 def test_events_are_named_tuples_in_order():

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from vmmlib import uart16550 as u
-from vmmlib.bus import PortBus
 from vmmlib.clock import Clock
+from vmmlib.devices import uart16550 as u
+from vmmlib.devices.uart16550 import Frame, Uart16550, frame_bits, frame_time_ns
 from vmmlib.errors import BadPortError, BadSizeError, ConfigError
-from vmmlib.uart16550 import Frame, Uart16550, frame_bits, frame_time_ns
+from vmmlib.hw.bus import PortBus
 
 FRAME_9600_8N1 = 1_041_667  # 10 bits / 9600 baud = 1,041,666.67 ns, rounded to nearest
 FRAME_115200_8N1 = 86_806  # 10 bits / 115200 baud = 86,805.56 ns

@@ -7,8 +7,7 @@ tests tie the running simulator to the layouts pinned in tests/test_exits.py
 
 import pytest
 
-from vmmlib.errors import GuestProgramError, PageFault
-from vmmlib.exits import (
+from vmmlib.cpu.exits import (
     EXIT_REASON_EXCEPTION_NMI,
     EXIT_REASON_IO_INSTRUCTION,
     EXIT_REASON_VMCALL,
@@ -20,15 +19,18 @@ from vmmlib.exits import (
     decode_vmx_io_qualification,
     vmx_intr_info,
 )
-from vmmlib.guests import pv_console_write, vga_puts
-from vmmlib.hypervisor import CONSOLEIO_write, HYPERVISOR_console_io
-from vmmlib.iobitmap import SvmIopm, VmxIoBitmaps
-from vmmlib.machine import Machine
-from vmmlib.memory import MIB
-from vmmlib.ops import Hypercall, In, Ins, Load, Out, Outs, Store
-from vmmlib.paging import PageTable
-from vmmlib.vcpu import INSN_LEN, Vcpu
-from vmmlib.vga_text import TEXT_BASE, TEXT_SIZE, VgaTextBuffer
+from vmmlib.cpu.iobitmap import SvmIopm, VmxIoBitmaps
+from vmmlib.cpu.ops import Hypercall, In, Ins, Load, Out, Outs, Store
+from vmmlib.cpu.paging import PageTable
+from vmmlib.cpu.vcpu import INSN_LEN
+from vmmlib.devices.vga_text import TEXT_BASE, TEXT_SIZE, VgaTextBuffer
+from vmmlib.errors import GuestProgramError, PageFault
+from vmmlib.guest.pv_console import pv_console_write
+from vmmlib.guest.vga import vga_puts
+from vmmlib.hw.memory import MIB
+from vmmlib.xen.hypercalls import CONSOLEIO_write, HYPERVISOR_console_io
+from vmmlib.xen.machine import Machine
+from vmmlib.xen.vcpu import Vcpu
 
 COM1 = 0x3F8  # hardware-facts.md §12
 
@@ -580,8 +582,8 @@ def test_long_rep_ins_returns_every_element():
 
 
 def test_rep_count_beyond_the_simulator_limit_is_a_clear_error():
+    from vmmlib.cpu.ops import MAX_REP_COUNT
     from vmmlib.errors import ConfigError
-    from vmmlib.ops import MAX_REP_COUNT
 
     with pytest.raises(ConfigError, match="REP string I/O moves 1 to"):
         Ins(COM1, 1, MAX_REP_COUNT + 1)

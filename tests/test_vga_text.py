@@ -2,8 +2,7 @@
 
 import pytest
 
-from vmmlib.errors import BadAddressError
-from vmmlib.vga_text import (
+from vmmlib.devices.vga_text import (
     ATTR_DEFAULT,
     COLS,
     ROWS,
@@ -13,6 +12,7 @@ from vmmlib.vga_text import (
     VgaTextBuffer,
     cell_address,
 )
+from vmmlib.errors import BadAddressError
 
 
 def test_window_and_text_buffer_addresses():

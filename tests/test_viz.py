@@ -23,12 +23,14 @@ from ipywidgets.widgets.widget_link import Link  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from vmmlib import MIB, Machine, Store, Vcpu  # noqa: E402
+from vmmlib.devices.uart16550 import Uart16550  # noqa: E402
+from vmmlib.devices.vga_text import TEXT_BASE, TEXT_SIZE, VgaTextBuffer  # noqa: E402
 from vmmlib.errors import ConfigError  # noqa: E402
-from vmmlib.guests import pv_console_write, serial_hello, vga_puts  # noqa: E402
-from vmmlib.pcmap import LEGACY_PORTS  # noqa: E402
-from vmmlib.scenarios import hello_serial, uart_of  # noqa: E402
-from vmmlib.uart16550 import Uart16550  # noqa: E402
-from vmmlib.vga_text import TEXT_BASE, TEXT_SIZE, VgaTextBuffer  # noqa: E402
+from vmmlib.guest.pv_console import pv_console_write  # noqa: E402
+from vmmlib.guest.uart import serial_hello  # noqa: E402
+from vmmlib.guest.vga import vga_puts  # noqa: E402
+from vmmlib.hw.pcmap import LEGACY_PORTS  # noqa: E402
+from vmmlib.scenarios.intercepts import hello_serial, uart_of  # noqa: E402
 from vmmlib.viz import exitplots, memorymap, palette, portspace  # noqa: E402
 from vmmlib.viz.stepper import (  # noqa: E402
     Stepper,

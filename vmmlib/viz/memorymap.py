@@ -17,8 +17,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MultipleLocator
 
 from ..errors import ConfigError
-from ..machine import Domain
-from ..memory import MIB, PAGE_SHIFT, PAGE_SIZE
+from ..hw.memory import MIB, PAGE_SHIFT, PAGE_SIZE
+from ..xen.domain import Domain
 from .figure import LABEL_FONT, _axes_width_pt, _figure, _hex, _mark_zoom, _runs, _stagger
 from .palette import ROLES
 

@@ -17,10 +17,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MultipleLocator
 
+from ..cpu.iobitmap import SvmIopm, VmxIoBitmaps
 from ..errors import ConfigError
-from ..iobitmap import SvmIopm, VmxIoBitmaps
-from ..machine import Domain
-from ..pcmap import Span
+from ..hw.pcmap import Span
+from ..xen.domain import Domain
 from .figure import LABEL_FONT, _axes_width_pt, _figure, _hex, _mark_zoom, _runs, _stagger
 from .palette import ROLES, device_colour
 

@@ -447,7 +447,7 @@ __all__ = [
 def render_last_exit(obj: Any) -> str:
     """The state panel for chapter 01: the most recent VM exit in its Intel, AMD and KVM
     encodings, above the default state (vCPU and device registers)."""
-    from ..exits import exit_forms
+    from ..cpu.exits import exit_forms
 
     events = list(_trace_of(obj))
     last = max((i for i, e in enumerate(events) if e.kind == "exit"), default=None)

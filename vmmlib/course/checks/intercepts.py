@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ...bus import MemoryBus
-from ...exits import PortAccess, vmx_io_qualification
-from ...iobitmap import VmxIoBitmaps
-from ...paging import PageTable, classify_fault
+from ...cpu.exits import PortAccess, vmx_io_qualification
+from ...cpu.iobitmap import VmxIoBitmaps
+from ...cpu.paging import PageTable
+from ...hw.bus import MemoryBus
+from ...xen.shadow import classify_fault
 from . import Case, run_cases
 
 FIRST_ONLY = "an access of s bytes touches ports p ... p+s-1; it exits if ANY of their bits is 1"

@@ -1,4 +1,4 @@
-"""Ready-made, deterministic scenarios: the machines the chapters step through.
+"""Chapter 01's scenarios: the machines the intercepts notebook steps through.
 
 Each function builds a fresh machine, a domain, its devices and a vCPU running a guest
 program, and returns the vCPU (``vcpu.machine``, ``vcpu.domain`` reach the rest). Calling it
@@ -7,15 +7,17 @@ twice gives two identical worlds, which is what the stepping widget relies on to
 
 from __future__ import annotations
 
-from .errors import PageFault
-from .guests import Guest, pv_console_write, serial_hello, vga_puts
-from .machine import Machine
-from .memory import MIB
-from .ops import Load, Store
-from .paging import PageTable
-from .uart16550 import COM1_BASE, UART_PORTS, Uart16550
-from .vcpu import Vcpu
-from .vga_text import TEXT_BASE, VGA_WINDOW_BASE, VGA_WINDOW_SIZE, VgaTextBuffer
+from ..cpu.ops import Guest, Load, Store
+from ..cpu.paging import PageTable
+from ..devices.uart16550 import COM1_BASE, UART_PORTS, Uart16550
+from ..devices.vga_text import TEXT_BASE, VGA_WINDOW_BASE, VGA_WINDOW_SIZE, VgaTextBuffer
+from ..errors import PageFault
+from ..guest.pv_console import pv_console_write
+from ..guest.uart import serial_hello
+from ..guest.vga import vga_puts
+from ..hw.memory import MIB
+from ..xen.machine import Machine
+from ..xen.vcpu import Vcpu
 
 GUEST_RAM = 256 * MIB
 GUEST_BASE = 256 * MIB  # the thread's example: guest RAM 0-256 MiB lives at 256-512 MiB

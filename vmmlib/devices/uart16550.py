@@ -74,9 +74,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
-from .bus import PORT_SIZES
-from .clock import Clock
-from .errors import BadPortError, BadSizeError, ConfigError
+from ..clock import Clock
+from ..errors import BadPortError, BadSizeError, ConfigError
+from ..hw.bus import PORT_SIZES
 
 # -- the four PC serial ports (hardware-facts.md §12; QEMU hw/char/serial-isa.c) -----------
 COM1_BASE, COM1_IRQ = 0x3F8, 4

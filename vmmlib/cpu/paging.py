@@ -1,29 +1,20 @@
-"""Guest page tables with present bits, and the shadow-paging MMIO decision.
+"""x86 page-table entries and a guest's page table.
 
-In 2006 (before EPT/NPT) a hypervisor ran an HVM guest on *shadow* page tables: the CPU
-walks tables the hypervisor builds from the guest's own. To trap MMIO, the hypervisor leaves
-the shadow entry of an MMIO page **not present**, so every access to it faults. On such a
-#PF the hypervisor walks the *guest's* table to decide what the fault is:
-
-* the guest's own entry is not present (or forbids the access): a real page fault, which
-  is injected into the guest;
-* the guest maps the address to a guest-physical page inside an emulated MMIO range: MMIO,
-  which is emulated (the guest never sees a fault);
-* the guest maps it to ordinary RAM: neither — the shadow was merely not filled yet; the
-  hypervisor fills it and retries (a "hidden" fault).
+A page-table entry (PTE) holds a frame number in bits 51:12 and flags below: P (present,
+bit 0), R/W (writable, bit 1), U/S (user, bit 2). The same format serves the guest's own
+tables (virtual → guest-physical) and the *shadow* tables a hypervisor builds for the CPU to
+walk (virtual → machine); ``vmmlib.xen.shadow`` decides what a fault on a shadow entry means.
 
 The table here is one level (virtual page number → PTE) with the real x86 PTE bits; real
-tables have 2-5 levels, which changes the walk but not the decision.
+tables have 2-5 levels, which changes the walk but not the decisions built on it.
+Source: Intel SDM vol. 3A "Paging" (PTE format); hardware-facts.md §1.4 for the #PF error code.
 """
 
 from __future__ import annotations
 
-from enum import Enum
-
-from .bus import MemoryBus
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..hw.memory import PAGE_SHIFT
 from .exits import pf_error_code
-from .memory import PAGE_SHIFT
 
 PTE_PRESENT = 1 << 0
 PTE_WRITABLE = 1 << 1
@@ -34,14 +25,6 @@ PTE_FRAME_MASK = ((1 << 52) - 1) & ~((1 << PAGE_SHIFT) - 1)
 def make_pte(gfn: int, present: bool = True, writable: bool = True, user: bool = False) -> int:
     """An x86 page-table entry: frame in bits 51:12, P bit 0, R/W bit 1, U/S bit 2."""
     return (gfn << PAGE_SHIFT) | present | writable << 1 | user << 2
-
-
-class FaultKind(str, Enum):
-    """What a not-present shadow entry turned out to be."""
-
-    MMIO = "mmio"  # emulate the access in the hypervisor or device model
-    PAGE_FAULT = "page-fault"  # a real #PF: inject it into the guest
-    HIDDEN = "neither"  # a hidden fault: fill the shadow entry and retry
 
 
 class PageTable:
@@ -74,18 +57,3 @@ class PageTable:
     def error_code(self, vaddr: int, write: bool = False, user: bool = False) -> int:
         """The #PF error code the guest would see for this access."""
         return pf_error_code(bool(self.pte(vaddr) & PTE_PRESENT), write, user)
-
-
-def classify_fault(
-    table: PageTable | None, mmio: MemoryBus, vaddr: int, write: bool = False, user: bool = False
-) -> FaultKind:
-    """Decide, as a shadow-paging hypervisor does, what a #PF on ``vaddr`` is.
-
-    ``table`` is the guest's page table (None = guest paging off: virtual = physical).
-    """
-    gpa = vaddr if table is None else table.translate(vaddr, write, user)
-    if gpa is None:
-        return FaultKind.PAGE_FAULT
-    if mmio.find(gpa) is not None:
-        return FaultKind.MMIO
-    return FaultKind.HIDDEN

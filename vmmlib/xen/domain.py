@@ -1,59 +1,29 @@
-"""The physical machine and the domains (virtual machines) on it.
+"""A Xen domain: one virtual machine, its RAM behind a p2m, its emulated devices, its intercepts.
 
-``Machine`` is the real PC: machine memory, the real port space (devices a domain may own
-outright), a virtual clock, the trace and the cost model. ``Domain`` is one guest: its RAM is
-a range of machine frames reached through a **p2m** table (guest frame → machine frame), its
-emulated devices sit on its own port and MMIO buses, and its intercept bitmap says which
-ports trap. This is the thread's picture: the guest thinks its RAM is 0-256 MiB, the machine
-put it at 256-512 MiB.
+A domain's RAM is a range of machine frames reached through a **p2m** table (guest frame →
+machine frame); its emulated devices sit on its own port and MMIO buses; its intercept map says
+which ports trap; its shadow table is what the CPU walks for its memory accesses. This is the
+thread's picture: the guest thinks its RAM is 0-256 MiB, the machine put it at 256-512 MiB.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .bus import Device, MemoryBus, PortBus
-from .clock import Clock
-from .costs import CostModel
-from .errors import BadAddressError, BadSizeError, ConfigError
-from .iobitmap import SvmIopm, VmxIoBitmaps
-from .memory import MIB, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, MachineMemory
-from .paging import PageTable
-from .trace import Trace
+from ..cpu.iobitmap import SvmIopm, VmxIoBitmaps
+from ..cpu.paging import PageTable
+from ..cpu.vmcs import VENDORS
+from ..errors import BadAddressError, BadSizeError, ConfigError
+from ..hw.bus import Device, MemoryBus, PortBus
+from ..hw.memory import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
+from .shadow import ShadowTable
 
-VENDORS = ("vmx", "svm")
+if TYPE_CHECKING:
+    from .machine import Machine
+
 KINDS = ("hvm", "pv")
-
-
-class Machine:
-    """A physical PC with ``ram`` bytes of machine memory."""
-
-    def __init__(self, ram: int = 512 * MIB, costs: CostModel | None = None) -> None:
-        self.clock = Clock()
-        self.trace = Trace()
-        self.costs = costs or CostModel()
-        self.memory = MachineMemory(ram)
-        self.ports = PortBus("machine ports")
-        self.console = bytearray()  # what the hypervisor printed on its own console
-        self.domains: list[Domain] = []
-
-    def add_domain(
-        self,
-        name: str,
-        ram: int,
-        base: int | None = None,
-        kind: str = "hvm",
-        vendor: str = "vmx",
-    ) -> Domain:
-        """Create a domain with ``ram`` bytes placed at machine address ``base``.
-
-        Without ``base`` the RAM goes right after the previous domain's.
-        """
-        if base is None:
-            base = max((d.machine_base + d.ram_size for d in self.domains), default=0)
-        dom = Domain(self, name, len(self.domains), ram, base, kind, vendor)
-        self.domains.append(dom)
-        return dom
 
 
 class Domain:
@@ -91,10 +61,15 @@ class Domain:
             VmxIoBitmaps.xen_default() if vendor == "vmx" else SvmIopm.xen_default()
         )
         self.page_table: PageTable | None = None  # None: guest paging off (virtual = physical)
-        self.shadow: dict[int, int] = {}  # the hypervisor's filled shadow entries: vpn -> gpa page
+        self.shadow_table = ShadowTable()
 
     def __repr__(self) -> str:
         return f"Domain({self.name!r}, {self.kind}, {self.vendor}, {self.ram_size >> 20} MiB)"
+
+    @property
+    def shadow(self) -> dict[int, int]:
+        """The filled shadow entries as virtual page → guest-physical page address."""
+        return {vpn: gfn << PAGE_SHIFT for vpn, gfn in self.shadow_table.gfns.items()}
 
     # -- devices ---------------------------------------------------------------------------
     def emulate_ports(self, base: int, length: int, device: Device, name: str) -> None:
@@ -105,8 +80,7 @@ class Domain:
     def emulate_mmio(self, base: int, length: int, device: Device, name: str) -> None:
         """Put an emulated device at guest-physical ``base`` …; its pages never get a shadow."""
         self.mmio.claim(base, length, device, name)
-        for vpn in [v for v, page in self.shadow.items() if self.mmio.find(page) is not None]:
-            del self.shadow[vpn]
+        self.shadow_table.drop_frames(lambda gfn: self.mmio.find(gfn << PAGE_SHIFT) is None)
 
     def assign_ports(self, base: int, length: int) -> None:
         """Give the domain the machine's real device on these ports: no intercept at all."""
@@ -157,6 +131,3 @@ class Domain:
         for maddr, n in self._ram_pieces(gpa, size):  # all translated before any byte moves
             self.machine.memory.write_bytes(maddr, data[:n])
             data = data[n:]
-
-
-__all__ = ["Machine", "Domain", "PAGE_SIZE"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .vcpu import Vcpu
 
 

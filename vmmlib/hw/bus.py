@@ -15,7 +15,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .errors import BadAddressError, BadPortError, BadSizeError, ConfigError, OverlapError
+from ..errors import BadAddressError, BadPortError, BadSizeError, ConfigError, OverlapError
 
 PORT_SPACE = 0x10000
 PORT_SIZES = (1, 2, 4)

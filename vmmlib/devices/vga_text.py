@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import BadAddressError
+from ..errors import BadAddressError
 
 VGA_WINDOW = (0xA0000, 0xBFFFF)
 VGA_WINDOW_BASE = 0xA0000

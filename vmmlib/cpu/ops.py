@@ -17,10 +17,12 @@ clear ``ConfigError`` instead of deep inside the simulator.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any
 
-from .bus import MMIO_SIZES, check_port_access
-from .errors import BadSizeError, ConfigError
+from ..errors import BadSizeError, ConfigError
+from ..hw.bus import MMIO_SIZES, check_port_access
 
 #: The simulator's limit on one REP INS/OUTS (a real RCX can be up to 2**64 - 1; a model
 #: that tried would run out of memory rather than fault, so we refuse it up front).
@@ -152,3 +154,6 @@ class Hypercall:
 
 
 Operation = In | Out | Ins | Outs | Load | Store | Hypercall
+
+#: A guest program: a generator that yields operations and receives their results.
+Guest = Generator[Any, Any, Any]

@@ -14,8 +14,8 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from .bus import check_port_access
-from .errors import BadSizeError, ConfigError
+from ..errors import BadSizeError, ConfigError
+from ..hw.bus import check_port_access
 
 # --- Intel VMX ------------------------------------------------------------------------------
 EXIT_REASON_EXCEPTION_NMI = 0
@@ -50,6 +50,15 @@ KVM_EXIT_IO_OUT = 1
 KVM_RUN_EXIT_REASON_OFFSET = 8
 KVM_RUN_UNION_OFFSET = 32
 KVM_PIO_DATA_OFFSET = 4096  # KVM_PIO_PAGE_OFFSET (1) x PAGE_SIZE on x86
+
+# --- the exit records as trace rows: one field schema per record shape ---------------------
+#: A VM exit is traced as ``(time, "cpu", "exit", SCHEMA, *values)``; see vmmlib.trace.
+VMX_IO_EXIT = ("reason", "exit_reason", "exit_qualification", "instruction_len")
+SVM_IO_EXIT = ("reason", "exitcode", "exitinfo1", "exitinfo2")
+VMX_PF_EXIT = ("reason", "exit_reason", "exit_qualification", "intr_info", "intr_error_code")
+SVM_PF_EXIT = ("reason", "exitcode", "exitinfo1", "exitinfo2")
+VMX_VMCALL_EXIT = ("reason", "exit_reason")
+SVM_VMMCALL_EXIT = ("reason", "exitcode")
 
 # --- x86 #PF error code ---------------------------------------------------------------------
 PF_VECTOR = 14

@@ -1,0 +1,147 @@
+"""Xen's exit handlers: what the hypervisor does after the CPU leaves the guest.
+
+The CPU jumps here through the control block's host RIP (``exit_handler(vendor)``), as it
+jumps to Xen's ``vmx_vmexit_handler`` or ``svm_vmexit_handler``. Each reads the exit fields
+the CPU wrote, dispatches on the exit reason and returns what the emulated instruction
+produced (or ``RETRY``):
+
+* Port I/O: decode port, size and direction from the VMX exit qualification (or the SVM
+  EXITINFO1), as Xen's ``handle_pio`` fast path does, take OUT data from RAX (or the OUTS
+  buffer), perform the access on the domain's emulated port bus and leave IN data in RAX
+  (in Xen HVM the device lives in qemu-dm; chapter 02 adds that hop).
+* #PF under shadow paging: walk the guest's page table and decide — emulate MMIO, inject a
+  real page fault into the guest, or silently fill the shadow entry and retry.
+* VMCALL / VMMCALL: a hypercall (``vmmlib.xen.hypercalls``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..cpu.exits import (
+    EXIT_REASON_EXCEPTION_NMI,
+    EXIT_REASON_IO_INSTRUCTION,
+    EXIT_REASON_VMCALL,
+    VMEXIT_EXCEPTION_PF,
+    VMEXIT_IOIO,
+    VMEXIT_VMMCALL,
+)
+from ..cpu.vmcs import RETRY
+from ..errors import ConfigError, PageFault
+from . import hypercalls
+from .shadow import FaultKind, classify_fault
+
+if TYPE_CHECKING:
+    from .vcpu import Vcpu
+
+EMULATE_IO = ("device", "port", "dir", "value")
+EMULATE_MMIO_WRITE = ("device", "addr", "size", "dir", "value")
+EMULATE_MMIO_READ = EMULATE_MMIO_WRITE
+INJECT = ("vector", "addr", "error_code")
+SHADOW_FILL = ("addr", "gpa")
+
+
+# -- entry points ------------------------------------------------------------------------------
+def vmx_vmexit_handler(vcpu: Vcpu) -> Any:
+    """Intel: dispatch on the basic exit reason (VMCS field 0x4402, bits 15:0)."""
+    c = vcpu.control
+    reason = c.exit_reason
+    if reason == EXIT_REASON_IO_INSTRUCTION:
+        q = c.exit_qualification  # Xen's io_qual: size-1:3, in:1, str:1, rep:1, imm:1, port:16
+        return _port_io(vcpu, q >> 16, (q & 7) + 1, bool(q & 8), bool(q & 16))
+    if reason == EXIT_REASON_EXCEPTION_NMI:  # a #PF: qualification = linear address
+        return handle_page_fault(vcpu, c.exit_qualification, c.intr_error_code)
+    if reason == EXIT_REASON_VMCALL:
+        return hypercalls.dispatch(vcpu)
+    raise ConfigError(f"no handler for VMX exit reason {reason}")
+
+
+def svm_vmexit_handler(vcpu: Vcpu) -> Any:
+    """AMD: dispatch on EXITCODE."""
+    c = vcpu.control
+    code = c.exitcode
+    if code == VMEXIT_IOIO:
+        info1 = c.exitinfo1  # TYPE bit 0, STR bit 2, one-hot size bits 6:4, port 31:16
+        return _port_io(vcpu, info1 >> 16, (info1 >> 4) & 7, bool(info1 & 1), bool(info1 & 4))
+    if code == VMEXIT_EXCEPTION_PF:  # EXITINFO1 = error code, EXITINFO2 = faulting address
+        return handle_page_fault(vcpu, c.exitinfo2, c.exitinfo1)
+    if code == VMEXIT_VMMCALL:
+        return hypercalls.dispatch(vcpu)
+    raise ConfigError(f"no handler for SVM exit code {code:#x}")
+
+
+def exit_handler(vendor: str) -> Callable[[Vcpu], Any]:
+    """The handler a vCPU's control block points at (its host RIP)."""
+    return vmx_vmexit_handler if vendor == "vmx" else svm_vmexit_handler
+
+
+def pv_hypercall(vcpu: Vcpu) -> Any:
+    """The trap a PV guest's hypercall takes (no VM exit: PV guests run without a VMCS)."""
+    return hypercalls.dispatch(vcpu)
+
+
+# -- port I/O ----------------------------------------------------------------------------------
+def _port_io(vcpu: Vcpu, port: int, size: int, is_in: bool, string: bool) -> Any:
+    """Emulate a trapped IN/OUT/INS/OUTS on the domain's emulated port bus."""
+    machine = vcpu.machine
+    costs = machine.costs
+    bus = vcpu.domain.ports
+    count = vcpu.string_count if string else 1
+    machine.clock.now += costs.decode_ns + costs.emulate_ns * count
+    region = bus.find(port)
+    device = region.name if region is not None else "(none)"
+    if is_in:
+        if string:
+            value = vcpu.string_buffer = [bus.read(port, size) for _ in range(count)]
+        else:
+            value = vcpu.rax = bus.read(port, size)
+    elif string:
+        value = vcpu.string_buffer
+        for v in value:
+            bus.write(port, size, v)
+    else:
+        value = vcpu.rax
+        bus.write(port, size, value)
+    machine.trace.record(
+        (machine.clock.now, "xen", "emulate", EMULATE_IO, device, port,
+         "in" if is_in else "out", value)
+    )
+    return value
+
+
+# -- shadow page faults ------------------------------------------------------------------------
+def handle_page_fault(vcpu: Vcpu, vaddr: int, error_code: int) -> Any:
+    """Classify a shadow #PF and act on it; returns the load's value, None, or ``RETRY``."""
+    machine = vcpu.machine
+    dom = vcpu.domain
+    op = vcpu.instruction  # the emulator decodes the faulting instruction
+    write = bool(error_code & 2)
+    t = machine.clock.advance(machine.costs.decode_ns + machine.costs.shadow_walk_ns)
+    kind = classify_fault(dom.page_table, dom.mmio, vaddr, write)
+    if kind is FaultKind.PAGE_FAULT:
+        guest_code = dom.page_table.error_code(vaddr, write)  # type: ignore[union-attr]
+        machine.clock.advance(machine.costs.inject_ns)
+        machine.trace.record((t, "xen", "inject", INJECT, 14, vaddr, guest_code))
+        raise PageFault(vaddr, guest_code)
+    gpa = vaddr if dom.page_table is None else dom.page_table.translate(vaddr, write)
+    if kind is FaultKind.HIDDEN and dom.is_ram(gpa):
+        writable = dom.page_table is None or dom.page_table.translate(vaddr, True) is not None
+        dom.shadow_table.fill(vaddr, gpa, dom.gfn_to_mfn(gpa >> 12), writable)
+        machine.trace.record((t, "xen", "shadow-fill", SHADOW_FILL, vaddr, gpa))
+        return RETRY
+    # MMIO (or a guest-physical hole nobody answers, which reads as all ones)
+    t = machine.clock.advance(machine.costs.emulate_ns)
+    region = dom.mmio.find(gpa)
+    device = region.name if region else "(none)"
+    if write:
+        dom.mmio.write(gpa, op.size, op.value)
+        machine.trace.record(
+            (t, "xen", "emulate", EMULATE_MMIO_WRITE, device, gpa, op.size, "write", op.value)
+        )
+        return None
+    result = dom.mmio.read(gpa, op.size)
+    machine.trace.record(
+        (t, "xen", "emulate", EMULATE_MMIO_READ, device, gpa, op.size, "read", result)
+    )
+    return result
