@@ -321,3 +321,38 @@ def test_svm_ioio_prot_off_means_no_exits():
         assert not iopm.exits(port, size)
     iopm.ioio_prot = True
     assert iopm.exits(0x3F8, 1)
+
+
+# --- the CPU's lookup table is the bitmaps, recomputed ----------------------------------------
+def _random_maps(seed: int):
+    rng = np.random.default_rng(seed)
+    vmx, svm = VmxIoBitmaps(), SvmIopm()
+    for port in rng.choice(0x10000, 300, replace=False).tolist() + [0x7FFF, 0x8000, 0xFFFF]:
+        vmx.intercept(port)
+        svm.intercept(port)
+    svm.intercept(0x10000, 0x10002)  # the spill bits
+    return vmx, svm
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_exit_lookup_agrees_with_the_bit_by_bit_rules_on_every_port_and_size(seed):
+    vmx, svm = _random_maps(seed)
+    for bm in (vmx, svm):
+        for size in (1, 2, 4):
+            table = bm.exit_lookup[size]
+            assert len(table) == 0x10000
+            assert [bool(b) for b in table] == [bm.exits(p, size) for p in range(0x10000)]
+
+
+def test_exit_lookup_follows_every_change_of_bits_pages_and_controls():
+    bm = VmxIoBitmaps()
+    assert not bm.exit_lookup[1][0x3F8]
+    bm.intercept(0x3F8)
+    assert bm.exit_lookup[1][0x3F8] and bm.exit_lookup[4][0x3F5]
+    bm.a[0x3F8 // 8] = 0  # the VMM writes the page itself
+    assert not bm.exit_lookup[1][0x3F8]
+    bm.procbased_ctls = CPU_BASED_UNCOND_IO_EXITING  # bitmaps off: everything exits
+    assert all(bm.exit_lookup[1][p] for p in (0, 0x80, 0xFFFF))
+    iopm = SvmIopm(intercept_all=True)
+    iopm.ioio_prot = False
+    assert not any(iopm.exit_lookup[2])

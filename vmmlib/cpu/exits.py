@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from ..errors import BadSizeError, ConfigError
 from ..hw.bus import check_port_access
+from ..trace import Schema
 
 # --- Intel VMX ------------------------------------------------------------------------------
 EXIT_REASON_EXCEPTION_NMI = 0
@@ -51,14 +52,36 @@ KVM_RUN_EXIT_REASON_OFFSET = 8
 KVM_RUN_UNION_OFFSET = 32
 KVM_PIO_DATA_OFFSET = 4096  # KVM_PIO_PAGE_OFFSET (1) x PAGE_SIZE on x86
 
-# --- the exit records as trace rows: one field schema per record shape ---------------------
-#: A VM exit is traced as ``(time, "cpu", "exit", SCHEMA, *values)``; see vmmlib.trace.
-VMX_IO_EXIT = ("reason", "exit_reason", "exit_qualification", "instruction_len")
-SVM_IO_EXIT = ("reason", "exitcode", "exitinfo1", "exitinfo2")
-VMX_PF_EXIT = ("reason", "exit_reason", "exit_qualification", "intr_info", "intr_error_code")
-SVM_PF_EXIT = ("reason", "exitcode", "exitinfo1", "exitinfo2")
-VMX_VMCALL_EXIT = ("reason", "exit_reason")
-SVM_VMMCALL_EXIT = ("reason", "exitcode")
+# --- the exit records as trace rows: one schema per record shape (see vmmlib.trace) -------
+#: A VM exit is traced as ``(time, SCHEMA, *the fields that vary)``.
+VMX_IO_EXIT = Schema(
+    "cpu", "exit", ("reason", "exit_reason", "exit_qualification", "instruction_len"),
+    {"reason": "IO_INSTRUCTION", "exit_reason": EXIT_REASON_IO_INSTRUCTION, "instruction_len": 1},
+)
+VMX_STRING_IO_EXIT = Schema(  # INS/OUTS with a REP prefix: two bytes long
+    "cpu", "exit", VMX_IO_EXIT.fields, {**VMX_IO_EXIT.fixed, "instruction_len": 2}
+)
+SVM_IO_EXIT = Schema(
+    "cpu", "exit", ("reason", "exitcode", "exitinfo1", "exitinfo2"),
+    {"reason": "IOIO", "exitcode": VMEXIT_IOIO},
+)
+VMX_PF_EXIT = Schema(
+    "cpu", "exit",
+    ("reason", "exit_reason", "exit_qualification", "intr_info", "intr_error_code"),
+    {"reason": "EXCEPTION_NMI", "exit_reason": EXIT_REASON_EXCEPTION_NMI,
+     "intr_info": INTR_INFO_VALID | INTR_INFO_DELIVER_CODE | INTR_TYPE_HW_EXCEPTION << 8 | 14},
+)
+SVM_PF_EXIT = Schema(
+    "cpu", "exit", ("reason", "exitcode", "exitinfo1", "exitinfo2"),
+    {"reason": "EXCP_PF", "exitcode": VMEXIT_EXCEPTION_PF},
+)
+VMX_VMCALL_EXIT = Schema(
+    "cpu", "exit", ("reason", "exit_reason"),
+    {"reason": "VMCALL", "exit_reason": EXIT_REASON_VMCALL},
+)
+SVM_VMMCALL_EXIT = Schema(
+    "cpu", "exit", ("reason", "exitcode"), {"reason": "VMMCALL", "exitcode": VMEXIT_VMMCALL}
+)
 
 # --- x86 #PF error code ---------------------------------------------------------------------
 PF_VECTOR = 14

@@ -70,6 +70,7 @@ QEMU ``hw/char/serial.c``; xv6 ``uart.c``.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
@@ -167,6 +168,9 @@ class Uart16550:
     ``on_irq(level)`` is called whenever the interrupt line at the PIC changes.
     ``paced=False`` sends every character in zero time, as QEMU's emulated UART does (a
     device model has no wire to wait for): THRE is set again as soon as THR is written.
+    ``out2_gates_irq=False`` drives the IRQ line from INTR alone, as QEMU's model does (the
+    emulated COM1 of the chapters); the default is the real PC's wiring, where MCR.OUT2 gates
+    the line (chapter 05's real, time-shared port).
     ``tx_log`` holds every frame that has finished on the wire; ``tx_lost`` / ``rx_lost``
     count bytes the chip threw away (THR overwritten or TX FIFO full; receive overrun).
     """
@@ -177,12 +181,18 @@ class Uart16550:
         name: str = "COM1",
         on_irq: Callable[[bool], None] | None = None,
         paced: bool = True,
+        out2_gates_irq: bool = True,
     ) -> None:
+        if paced.__class__ is not bool or out2_gates_irq.__class__ is not bool:
+            raise ConfigError("paced and out2_gates_irq are True or False")
         self.clock = clock
         self.paced = paced
+        self.out2_gates_irq = out2_gates_irq
         self.name = name
         self.on_irq = on_irq
-        self.tx_log: list[Frame] = []
+        # the wire's history, compactly: the bytes, and each frame's start and end times
+        self._wire_bytes = bytearray()
+        self._wire_times = array("q")
         self.tx_lost = 0
         self.rx_lost = 0
         self._irq_level = False
@@ -197,8 +207,8 @@ class Uart16550:
         self.divisor = RESET_DIVISOR
         self._tx: deque[int] = deque()  # THR, or the TX FIFO when FIFOs are on
         self._rx: deque[int] = deque()  # RBR, or the RX FIFO
-        self._shift: Frame | None = None  # the frame the transmit shift register is sending
-        self._incoming: deque[Frame] = deque()  # frames on the cable towards us
+        self._shift: tuple | None = None  # (start, end, byte) the shift register is sending
+        self._incoming: deque[tuple] = deque()  # (start, end, byte) on the cable towards us
         self._thr = 0  # last byte written to THR (for the state panel)
         self._rbr = 0  # last byte read: what an empty RBR returns
         self._overrun = False
@@ -206,7 +216,14 @@ class Uart16550:
         self._rx_activity = self.clock.now  # last time a byte entered or left RX
         self._cable_inputs = MSR_CTS | MSR_DSR | MSR_DCD
         self._msr_delta = 0
+        self._line_changed()
         self._update_irq()
+
+    def _line_changed(self) -> None:
+        """Recompute what LCR, FCR and the divisor imply (read on every character)."""
+        self._depth = FIFO_DEPTH if self.fcr & FCR_ENABLE_FIFO else 1
+        self._data_mask = (1 << (5 + (self.lcr & LCR_WLEN_MASK))) - 1  # 5-7 bit words
+        self._frame_ns = frame_time_ns(self.lcr, self.divisor) if self.paced else 0
 
     # -- line settings ---------------------------------------------------------------------
     @property
@@ -222,36 +239,42 @@ class Uart16550:
     @property
     def frame_ns(self) -> int:
         """How long one character takes on the wire with the current LCR and divisor."""
-        return frame_time_ns(self.lcr, self.divisor) if self.paced else 0
-
-    @property
-    def _data_mask(self) -> int:
-        """A 5-7 bit word carries only the low bits of the byte written."""
-        return (1 << (5 + (self.lcr & LCR_WLEN_MASK))) - 1
-
-    @property
-    def _depth(self) -> int:
-        return FIFO_DEPTH if self.fifo_enabled else 1
+        return self._frame_ns
 
     # -- the bus Device protocol -----------------------------------------------------------
     def read(self, offset: int, size: int) -> int:
         """IN from ``offset`` (0-7): one byte cycle per byte, low byte first."""
-        self._check(offset, size)
-        self._advance()
-        value = 0
-        for i in range(size):
-            value |= self._read_reg(offset + i) << (8 * i)
-        self._update_irq()
+        if size != 1 or offset.__class__ is not int or not 0 <= offset < UART_PORTS:
+            self._check(offset, size)
+        if self._shift is not None or self._incoming:  # something on the wire: catch up
+            self._advance()
+        if size == 1:
+            value = self._read_reg(offset)
+        else:
+            value = 0
+            for i in range(size):
+                value |= self._read_reg(offset + i) << (8 * i)
+        if self.ier or self._irq_level:  # with IER = 0 and the line low, nothing can change
+            self._update_irq()
         return value
 
     def write(self, offset: int, size: int, value: int) -> None:
         """OUT to ``offset`` (0-7): one byte cycle per byte, low byte first."""
-        self._check(offset, size)
-        self._advance()
-        value &= (1 << (8 * size)) - 1
-        for i in range(size):
-            self._write_reg(offset + i, (value >> (8 * i)) & 0xFF)
-        self._update_irq()
+        if size != 1 or offset.__class__ is not int or not 0 <= offset < UART_PORTS:
+            self._check(offset, size)
+        if self._shift is not None or self._incoming:
+            self._advance()
+        if size == 1:
+            if offset == THR and not self.lcr & LCR_DLAB:  # the common case: a character
+                self._write_thr(value & 0xFF, True)  # the only byte cycle of this access
+            else:
+                self._write_reg(offset, value & 0xFF)
+        else:
+            value &= (1 << (8 * size)) - 1
+            for i in range(size):
+                self._write_reg(offset + i, (value >> (8 * i)) & 0xFF)
+        if self.ier or self._irq_level:
+            self._update_irq()
 
     def _check(self, offset: int, size: int) -> None:
         if size not in PORT_SIZES:
@@ -287,17 +310,21 @@ class Uart16550:
         if reg == THR:
             if dlab:
                 self.divisor = (self.divisor & 0xFF00) | value
+                self._line_changed()
             else:
                 self._write_thr(value)
         elif reg == IER:
             if dlab:
                 self.divisor = (self.divisor & 0x00FF) | value << 8
+                self._line_changed()
             else:
                 self._write_ier(value)
         elif reg == FCR:
             self._write_fcr(value)
+            self._line_changed()
         elif reg == LCR:
             self.lcr = value
+            self._line_changed()
         elif reg == MCR:
             before = self._modem_inputs()
             self.mcr = value & 0x1F  # bits 7:5 read as 0 on a 16550A
@@ -307,9 +334,23 @@ class Uart16550:
         # LSR and MSR: writes have no effect (factory test only on the real chip)
 
     # -- transmitter -----------------------------------------------------------------------
-    def _write_thr(self, byte: int) -> None:
+    def _write_thr(self, byte: int, last_cycle: bool = False) -> None:
+        """A byte for the transmitter. ``last_cycle``: nothing else happens in this access, so
+        an unpaced frame can leave at once (what the next access's catch-up would do first)."""
         self._thr = byte
         self._thri_pending = False
+        if self._shift is None and not self._tx:  # idle: the byte goes straight to the shifter
+            t = self.clock.now
+            if self.ier & IER_THRI:
+                self._thri_pending = True  # THR is empty again at once
+            if last_cycle and not (self._frame_ns or self._incoming or self.mcr & MCR_LOOP):
+                # unpaced, nothing arriving, no loopback: on the wire at once (_finish_frame)
+                self._wire_bytes.append(byte & self._data_mask)
+                self._wire_times.append(t)
+                self._wire_times.append(t)
+            else:
+                self._shift = (t, t + self._frame_ns, byte & self._data_mask)
+            return
         if len(self._tx) < self._depth:
             self._tx.append(byte)
         elif self.fifo_enabled:
@@ -321,20 +362,28 @@ class Uart16550:
             self._start_frame(self.clock.now)
 
     def _start_frame(self, t: int) -> None:
-        """Move the next byte from THR/TX FIFO into the shift register; its frame starts at t."""
+        """Move the next byte from THR/TX FIFO into the shift register; its frame starts at t.
+
+        The frame ends (even unpaced, at t itself) when the next access catches up: so the
+        rest of the access that wrote THR (a 4-byte OUT also writes IER, FCR, LCR) sees it
+        still in the shift register, as on the chip."""
         byte = self._tx.popleft() & self._data_mask
-        self._shift = Frame(t, t + self.frame_ns, byte)
+        self._shift = (t, t + self._frame_ns, byte)
         if not self._tx and self.ier & IER_THRI:
             self._thri_pending = True
 
-    def _finish_frame(self, frame: Frame) -> None:
+    def _finish_frame(self, start: int, end: int, byte: int) -> None:
+        """The frame in the shift register has ended at ``end``: onto the wire (or back into
+        the receiver in loopback), and the next queued byte starts."""
         self._shift = None
         if self.mcr & MCR_LOOP:
-            self._rx_push(frame.byte, frame.end)  # the wire stays idle in loopback
+            self._rx_push(byte, end)  # the wire stays idle in loopback
         else:
-            self.tx_log.append(frame)
+            self._wire_bytes.append(byte)
+            self._wire_times.append(start)
+            self._wire_times.append(end)
         if self._tx:
-            self._start_frame(frame.end)
+            self._start_frame(end)
 
     def _write_ier(self, value: int) -> None:
         value &= 0x0F  # bits 7:4 are always 0
@@ -361,17 +410,17 @@ class Uart16550:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise ConfigError(f"{self.name}: receive() takes bytes, not {type(data).__name__}")
         self._advance()
-        t = max(self.clock.now, self._incoming[-1].end if self._incoming else 0)
+        t = max(self.clock.now, self._incoming[-1][1] if self._incoming else 0)
         frame, mask = self.frame_ns, self._data_mask
         for byte in bytes(data):
-            self._incoming.append(Frame(t, t + frame, byte & mask))
+            self._incoming.append((t, t + frame, byte & mask))
             t += frame
 
-    def _arrive(self, frame: Frame) -> None:
+    def _arrive(self, frame: tuple) -> None:
         if self.mcr & MCR_LOOP:
             self.rx_lost += 1  # loopback disconnects the receiver from the cable
         else:
-            self._rx_push(frame.byte, frame.end)
+            self._rx_push(frame[2], frame[1])
 
     def _rx_push(self, byte: int, t: int) -> None:
         self._rx_activity = t
@@ -457,7 +506,10 @@ class Uart16550:
 
     @property
     def irq(self) -> bool:
-        """The IRQ line at the PIC: INTR gated by MCR.OUT2, cut in loopback (PC wiring)."""
+        """The IRQ line at the PIC: on a PC, INTR gated by MCR.OUT2 and cut in loopback;
+        with ``out2_gates_irq=False`` (QEMU's model), INTR itself."""
+        if not self.out2_gates_irq:
+            return self.intr
         return self.intr and self.mcr & (MCR_OUT2 | MCR_LOOP) == MCR_OUT2
 
     def _update_irq(self) -> None:
@@ -474,9 +526,9 @@ class Uart16550:
         while True:
             tx = self._shift
             rx = self._incoming[0] if self._incoming else None
-            if tx is not None and tx.end <= now and (rx is None or tx.end <= rx.end):
-                self._finish_frame(tx)
-            elif rx is not None and rx.end <= now:
+            if tx is not None and tx[1] <= now and (rx is None or tx[1] <= rx[1]):
+                self._finish_frame(*tx)
+            elif rx is not None and rx[1] <= now:
                 self._incoming.popleft()
                 self._arrive(rx)
             else:
@@ -492,9 +544,9 @@ class Uart16550:
         self.catch_up()
         times = []
         if self._shift is not None:
-            times.append(self._shift.end)
+            times.append(self._shift[1])
         if self._incoming:
-            times.append(self._incoming[0].end)
+            times.append(self._incoming[0][1])
         t = self._timeout_at()
         if t is not None and t > self.clock.now:
             times.append(t)
@@ -502,10 +554,17 @@ class Uart16550:
 
     # -- views for notebooks ---------------------------------------------------------------
     @property
+    def tx_log(self) -> list[Frame]:
+        """Every frame that has finished on the wire so far, oldest first."""
+        self.catch_up()
+        times = self._wire_times
+        return [Frame(times[2 * i], times[2 * i + 1], b) for i, b in enumerate(self._wire_bytes)]
+
+    @property
     def output(self) -> bytes:
         """Every byte that has finished on the wire so far."""
         self.catch_up()
-        return bytes(frame.byte for frame in self.tx_log)
+        return bytes(self._wire_bytes)
 
     @property
     def tx_fifo(self) -> bytes:

@@ -86,7 +86,11 @@ class Bus:
         i = bisect.bisect(self._bases, base)
         self._bases.insert(i, base)
         self.regions.insert(i, region)
+        self._claimed(region)
         return region
+
+    def _claimed(self, region: Region) -> None:
+        """Hook for a bus that precomputes its dispatch when a device claims a range."""
 
     def check_address(self, addr: int) -> None:
         if not isinstance(addr, int) or not 0 <= addr < self.size:
@@ -146,7 +150,12 @@ class Bus:
 
 
 class PortBus(Bus):
-    """The x86 I/O port space: 64 K byte-wide ports, accessed 1, 2 or 4 bytes at a time."""
+    """The x86 I/O port space: 64 K byte-wide ports, accessed 1, 2 or 4 bytes at a time.
+
+    Claims are small (a UART answers 8 ports), so the bus keeps a table port → region, filled
+    when a device claims its range: finding the device behind a port is one dictionary lookup
+    on every trapped IN/OUT.
+    """
 
     sizes = PORT_SIZES
     address_error = BadPortError
@@ -154,6 +163,16 @@ class PortBus(Bus):
 
     def __init__(self, name: str = "ports") -> None:
         super().__init__(name, PORT_SPACE)
+        #: port -> the region claiming it (the exit handlers' per-port dispatch table)
+        self.by_port: dict[int, Region] = {}
+
+    def _claimed(self, region: Region) -> None:
+        for port in range(region.base, region.end + 1):
+            self.by_port[port] = region
+
+    def find(self, addr: int) -> Region | None:
+        """The region that claims port ``addr``, or None."""
+        return self.by_port.get(addr)
 
 
 class MemoryBus(Bus):

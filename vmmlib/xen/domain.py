@@ -62,6 +62,10 @@ class Domain:
         )
         self.page_table: PageTable | None = None  # None: guest paging off (virtual = physical)
         self.shadow_table = ShadowTable()
+        # what the exit handlers reach on every exit, looked up once
+        self.clock = machine.clock
+        self.record = machine.trace.record
+        self.pio_ns = machine.costs.decode_ns + machine.costs.emulate_ns
 
     def __repr__(self) -> str:
         return f"Domain({self.name!r}, {self.kind}, {self.vendor}, {self.ram_size >> 20} MiB)"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..trace import Schema
+
 if TYPE_CHECKING:
     from .vcpu import Vcpu
 
@@ -18,8 +20,11 @@ CONSOLEIO_read = 1
 ENOSYS = 38
 HYPERCALL_NAMES = {HYPERVISOR_console_io: "console_io"}
 
-HYPERCALL = ("nr", "name")
-CONSOLE_WRITE = ("nr", "name", "cmd", "count")
+HYPERCALL = Schema("xen", "hypercall", ("nr", "name"))
+CONSOLE_WRITE = Schema(
+    "xen", "hypercall", ("nr", "name", "cmd", "count"),
+    {"nr": HYPERVISOR_console_io, "name": "console_io", "cmd": "write"},
+)
 
 
 def dispatch(vcpu: Vcpu) -> int:
@@ -31,11 +36,10 @@ def dispatch(vcpu: Vcpu) -> int:
     if op.nr == HYPERVISOR_console_io and op.args and op.args[0] == CONSOLEIO_write:
         data = bytes(op.args[1])
         machine.console += data
-        machine.trace.record((t, "xen", "hypercall", CONSOLE_WRITE, op.nr, name, "write",
-                              len(data)))
+        machine.trace.record((t, CONSOLE_WRITE.id, len(data)))
         result = 0
     else:
-        machine.trace.record((t, "xen", "hypercall", HYPERCALL, op.nr, name))
+        machine.trace.record((t, HYPERCALL.id, op.nr, name))
         result = -ENOSYS
     return result
 

@@ -29,17 +29,21 @@ from ..cpu.exits import (
 )
 from ..cpu.vmcs import RETRY
 from ..errors import ConfigError, PageFault
+from ..trace import Schema
 from . import hypercalls
 from .shadow import FaultKind, classify_fault
 
 if TYPE_CHECKING:
     from .vcpu import Vcpu
 
-EMULATE_IO = ("device", "port", "dir", "value")
-EMULATE_MMIO_WRITE = ("device", "addr", "size", "dir", "value")
-EMULATE_MMIO_READ = EMULATE_MMIO_WRITE
-INJECT = ("vector", "addr", "error_code")
-SHADOW_FILL = ("addr", "gpa")
+EMULATE_IN = Schema("xen", "emulate", ("device", "port", "dir", "value"), {"dir": "in"})
+EMULATE_OUT = Schema("xen", "emulate", ("device", "port", "dir", "value"), {"dir": "out"})
+_MMIO = ("device", "addr", "size", "dir", "value")
+EMULATE_MMIO_READ = Schema("xen", "emulate", _MMIO, {"dir": "read"})
+EMULATE_MMIO_WRITE = Schema("xen", "emulate", _MMIO, {"dir": "write"})
+INJECT_PF = Schema("xen", "inject", ("vector", "addr", "error_code"), {"vector": 14})
+SHADOW_FILL = Schema("xen", "shadow-fill", ("addr", "gpa"))
+_EMULATE_IN, _EMULATE_OUT = EMULATE_IN.id, EMULATE_OUT.id
 
 
 # -- entry points ------------------------------------------------------------------------------
@@ -49,7 +53,9 @@ def vmx_vmexit_handler(vcpu: Vcpu) -> Any:
     reason = c.exit_reason
     if reason == EXIT_REASON_IO_INSTRUCTION:
         q = c.exit_qualification  # Xen's io_qual: size-1:3, in:1, str:1, rep:1, imm:1, port:16
-        return _port_io(vcpu, q >> 16, (q & 7) + 1, bool(q & 8), bool(q & 16))
+        if q & 16:  # string I/O: the instruction emulator
+            return _string_pio(vcpu, q >> 16, (q & 7) + 1, bool(q & 8))
+        return handle_pio(vcpu, q >> 16, (q & 7) + 1, q & 8)
     if reason == EXIT_REASON_EXCEPTION_NMI:  # a #PF: qualification = linear address
         return handle_page_fault(vcpu, c.exit_qualification, c.intr_error_code)
     if reason == EXIT_REASON_VMCALL:
@@ -63,7 +69,9 @@ def svm_vmexit_handler(vcpu: Vcpu) -> Any:
     code = c.exitcode
     if code == VMEXIT_IOIO:
         info1 = c.exitinfo1  # TYPE bit 0, STR bit 2, one-hot size bits 6:4, port 31:16
-        return _port_io(vcpu, info1 >> 16, (info1 >> 4) & 7, bool(info1 & 1), bool(info1 & 4))
+        if info1 & 4:
+            return _string_pio(vcpu, info1 >> 16, (info1 >> 4) & 7, bool(info1 & 1))
+        return handle_pio(vcpu, info1 >> 16, (info1 >> 4) & 7, info1 & 1)
     if code == VMEXIT_EXCEPTION_PF:  # EXITINFO1 = error code, EXITINFO2 = faulting address
         return handle_page_fault(vcpu, c.exitinfo2, c.exitinfo1)
     if code == VMEXIT_VMMCALL:
@@ -82,30 +90,53 @@ def pv_hypercall(vcpu: Vcpu) -> Any:
 
 
 # -- port I/O ----------------------------------------------------------------------------------
-def _port_io(vcpu: Vcpu, port: int, size: int, is_in: bool, string: bool) -> Any:
-    """Emulate a trapped IN/OUT/INS/OUTS on the domain's emulated port bus."""
+_MASK = (0, 0xFF, 0xFFFF, 0, 0xFFFF_FFFF)
+
+
+def handle_pio(vcpu: Vcpu, port: int, size: int, is_in: int) -> int:
+    """Emulate a trapped IN/OUT on the domain's emulated port bus, as Xen's ``handle_pio``:
+    OUT data comes from RAX, IN data goes to RAX (and is returned)."""
+    dom = vcpu.domain
+    clock = dom.clock
+    clock.now += dom.pio_ns  # decode the exit, emulate one access
+    bus = dom.ports
+    region = bus.by_port.get(port)
+    if region is not None and port + size - 1 <= region.end:  # one device answers it all
+        device, name = region.device, region.name
+        if is_in:
+            value = vcpu.rax = device.read(port - region.base, size) & _MASK[size]
+        else:
+            value = vcpu.rax
+            device.write(port - region.base, size, value)
+    else:  # unclaimed, or straddling two devices: the bus decodes it byte lane by lane
+        name = region.name if region is not None else "(none)"
+        if is_in:
+            value = vcpu.rax = bus.read(port, size)
+        else:
+            value = vcpu.rax
+            bus.write(port, size, value)
+    record = dom.record  # a bound list.append: called as a local, the call specializes
+    record((clock.now, _EMULATE_IN if is_in else _EMULATE_OUT, name, port, value))
+    return value
+
+
+def _string_pio(vcpu: Vcpu, port: int, size: int, is_in: bool) -> list[int]:
+    """Emulate (REP) INS/OUTS: ``vcpu.string_count`` elements through ``vcpu.string_buffer``."""
     machine = vcpu.machine
     costs = machine.costs
     bus = vcpu.domain.ports
-    count = vcpu.string_count if string else 1
+    count = vcpu.string_count
     machine.clock.now += costs.decode_ns + costs.emulate_ns * count
     region = bus.find(port)
     device = region.name if region is not None else "(none)"
     if is_in:
-        if string:
-            value = vcpu.string_buffer = [bus.read(port, size) for _ in range(count)]
-        else:
-            value = vcpu.rax = bus.read(port, size)
-    elif string:
+        value = vcpu.string_buffer = [bus.read(port, size) for _ in range(count)]
+    else:
         value = vcpu.string_buffer
         for v in value:
             bus.write(port, size, v)
-    else:
-        value = vcpu.rax
-        bus.write(port, size, value)
     machine.trace.record(
-        (machine.clock.now, "xen", "emulate", EMULATE_IO, device, port,
-         "in" if is_in else "out", value)
+        (machine.clock.now, _EMULATE_IN if is_in else _EMULATE_OUT, device, port, value)
     )
     return value
 
@@ -122,13 +153,13 @@ def handle_page_fault(vcpu: Vcpu, vaddr: int, error_code: int) -> Any:
     if kind is FaultKind.PAGE_FAULT:
         guest_code = dom.page_table.error_code(vaddr, write)  # type: ignore[union-attr]
         machine.clock.advance(machine.costs.inject_ns)
-        machine.trace.record((t, "xen", "inject", INJECT, 14, vaddr, guest_code))
+        machine.trace.record((t, INJECT_PF.id, vaddr, guest_code))
         raise PageFault(vaddr, guest_code)
     gpa = vaddr if dom.page_table is None else dom.page_table.translate(vaddr, write)
     if kind is FaultKind.HIDDEN and dom.is_ram(gpa):
         writable = dom.page_table is None or dom.page_table.translate(vaddr, True) is not None
         dom.shadow_table.fill(vaddr, gpa, dom.gfn_to_mfn(gpa >> 12), writable)
-        machine.trace.record((t, "xen", "shadow-fill", SHADOW_FILL, vaddr, gpa))
+        machine.trace.record((t, SHADOW_FILL.id, vaddr, gpa))
         return RETRY
     # MMIO (or a guest-physical hole nobody answers, which reads as all ones)
     t = machine.clock.advance(machine.costs.emulate_ns)
@@ -136,12 +167,8 @@ def handle_page_fault(vcpu: Vcpu, vaddr: int, error_code: int) -> Any:
     device = region.name if region else "(none)"
     if write:
         dom.mmio.write(gpa, op.size, op.value)
-        machine.trace.record(
-            (t, "xen", "emulate", EMULATE_MMIO_WRITE, device, gpa, op.size, "write", op.value)
-        )
+        machine.trace.record((t, EMULATE_MMIO_WRITE.id, device, gpa, op.size, op.value))
         return None
     result = dom.mmio.read(gpa, op.size)
-    machine.trace.record(
-        (t, "xen", "emulate", EMULATE_MMIO_READ, device, gpa, op.size, "read", result)
-    )
+    machine.trace.record((t, EMULATE_MMIO_READ.id, device, gpa, op.size, result))
     return result
