@@ -14,6 +14,10 @@ get there, only without spinning through millions of iterations.
 * ``("poll", port, mask, expected)``: read until (value & mask) == expected (bounded)
 * ``("ins", port, size, count)`` / ``("outs", port, size, data)``: REP INS / OUTS; the data
   read is collected in ``bench.data``
+* ``("until_nonzero", port, limit, found)``: read up to ``limit`` times until the value is not
+  0; whether that happened must equal ``found``
+* ``("delay", ns)``: the driver waits ``ns`` without touching a port (udelay, msleep)
+* ``("wait_irq",)``: the driver sleeps until the device raises its IRQ line
 * ``("irq", level)``: the device's IRQ line must be at ``level`` now
 """
 
@@ -145,6 +149,22 @@ def replay(bench: Bench, steps, irq=None) -> list[int]:
             values = [int.from_bytes(data[i : i + size], "little")
                       for i in range(0, len(data), size)]
             bench.execute(Outs(port, size, values))
+        elif kind == "until_nonzero":
+            _, port, limit, found = step
+            for _ in range(limit):
+                value = bench.execute(In(port, 1))
+                if value != 0:
+                    break
+            reads.append(value)
+            assert (value != 0) == found, f"{step}: last read {value:#x}"
+        elif kind == "delay":
+            bench.clock.advance(step[1])
+        elif kind == "wait_irq":
+            while not irq.irq_level:
+                t = bench.next_event()
+                assert t is not None, f"{step}: no interrupt will ever come"
+                bench.clock.advance_to(t)
+                irq.catch_up()
         elif kind == "irq":
             assert irq is not None and irq.irq_level == step[1], f"{step}: IRQ line is wrong"
         else:
