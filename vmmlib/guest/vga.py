@@ -128,7 +128,7 @@ def scene() -> tuple[np.ndarray, list[tuple[int, int, int]]]:
     palette.append((63, 56, 12))  # the sun
     y, x = np.mgrid[0:SCREEN_H, 0:SCREEN_W]
     img = (SKY + y * 62 // (SCREEN_H - 1)).astype(np.uint8)
-    sun = (x - 250) ** 2 + (y - 45) ** 2 <= 22**2
+    sun = (5 * (x - 250)) ** 2 + (6 * (y - 45)) ** 2 <= (5 * 22) ** 2  # round on a 4:3 screen
     img[sun] = SUN
     far = 130 + (18 * np.sin(x / 37.0)).astype(int)
     near = 160 + (14 * np.cos(x / 23.0 + 1)).astype(int)
