@@ -365,7 +365,8 @@ def test_draw_scene_sets_mode_13h_through_the_ports_and_draws_the_picture():
 
 def test_back_to_text_mode():
     b, vga = bench_with_vga()
-    b.run(g.draw_scene())
+    b.run(g.vga_set_mode(MODE_13H))
+    assert vga.mode == "mode13h"
     b.run(g.vga_set_mode(MODE_3))
     assert vga.mode == "text" and vga.read(0, 1) == 0xFF
     b.run(g.vga_puts("again", 0, 0))

@@ -171,8 +171,16 @@ def identify_page(
     write_cache: bool = False,
     rpm: int = 0,
 ) -> list[int]:
-    """The 256 words IDENTIFY DEVICE returns, word by word as QEMU's ``ide_identify`` sets
-    them, minus what this model does not do (DMA, READ MULTIPLE, SMART, NOP)."""
+    """The 256 words IDENTIFY DEVICE returns.
+
+    QEMU's ``ide_identify`` (hw/ide/core.c @ 9740b907) sets words 0, 1, 3-6, 10-19 (serial),
+    20-22, 23-26 (firmware), 27-46 (model), 47, 48, 49, 51-58, 59, 60-61 (LBA28 capacity,
+    saturated at 2**28 - 1 by ``ide_identify_size``), 62-68, 80-88, 93, 100-103 (LBA48
+    capacity), and optionally 69, 75-76, 106, 108-111, 169, 217. This page sets the same words
+    with QEMU's values except where this model does less: no READ/WRITE MULTIPLE (47, 59 stay
+    0), no DMA (49 bit 8, 52, 62, 63, 88 stay 0), no SMART or NOP (82, 84, 85, 87 bits 0 and
+    14 of 82/85), write cache bits 82/85 bit 5 only if the backend has a cache, and word 217
+    carries the backend's rotation rate (0 = not reported)."""
     w = [0] * 256
     cyls, heads, spt = chs_geometry(sectors)
     w[0] = 0x0040  # fixed disk (not removable), ATA device

@@ -171,12 +171,27 @@ class CommandBlock(_Port):
     ports = COMMAND_BLOCK_PORTS
 
     def read(self, offset: int, size: int) -> int:
+        ch = self.channel
+        if offset == 0 and (size == 2 or size == 4) and not ch._pending:
+            d = ch.drives[ch.unit]  # the data port in mid-sector: nothing else can change
+            if d.state == DRQ_IN and d.pos + size < SECTOR_SIZE:
+                d.pos += size
+                return int.from_bytes(d.buffer[d.pos - size : d.pos], "little")
         self._check(offset, size)
-        return self.channel._access(offset, size, None)
+        return ch._access(offset, size, None)
 
     def write(self, offset: int, size: int, value: int) -> None:
+        ch = self.channel
+        if offset == 0 and (size == 2 or size == 4) and not ch._pending:
+            d = ch.drives[ch.unit]
+            if d.state == DRQ_OUT and d.pos + size < SECTOR_SIZE:
+                value &= (1 << 8 * size) - 1
+                d.buffer[d.pos : d.pos + size] = value.to_bytes(size, "little")
+                d.pos += size
+                ch._written[0] = value
+                return
         self._check(offset, size)
-        self.channel._access(offset, size, value & ((1 << (8 * size)) - 1))
+        ch._access(offset, size, value & ((1 << (8 * size)) - 1))
 
     def __repr__(self) -> str:
         return f"CommandBlock({self.channel.name!r})"
