@@ -178,9 +178,9 @@ def identify_page(
     saturated at 2**28 - 1 by ``ide_identify_size``), 62-68, 80-88, 93, 100-103 (LBA48
     capacity), and optionally 69, 75-76, 106, 108-111, 169, 217. This page sets the same words
     with QEMU's values except where this model does less: no READ/WRITE MULTIPLE (47, 59 stay
-    0), no DMA (49 bit 8, 52, 62, 63, 88 stay 0), no SMART or NOP (82, 84, 85, 87 bits 0 and
-    14 of 82/85), write cache bits 82/85 bit 5 only if the backend has a cache, and word 217
-    carries the backend's rotation rate (0 = not reported)."""
+    0), no DMA (49 bit 8, 52, 62, 63, 88 stay 0), no SMART or NOP (bits 0 and 14 of words
+    82 and 85 stay 0), the write-cache bits (82 and 85 bit 5) only if the backend has a cache,
+    and word 217 carries the backend's rotation rate (0 = not reported)."""
     w = [0] * 256
     cyls, heads, spt = chs_geometry(sectors)
     w[0] = 0x0040  # fixed disk (not removable), ATA device
