@@ -2,7 +2,8 @@
 
 ``from vmmlib.viz import plot_port_space, Stepper`` works, but nothing heavy is imported
 until a name is used: matplotlib is loaded with the picture modules (``vmmlib.viz.portspace``,
-``vmmlib.viz.memorymap``, ``vmmlib.viz.exitplots`` and their shared ``vmmlib.viz.figure``),
+``vmmlib.viz.memorymap``, ``vmmlib.viz.exitplots``, ``vmmlib.viz.screen`` and their shared
+``vmmlib.viz.figure``),
 ipywidgets with ``vmmlib.viz.stepper``, and ``import vmmlib`` never loads either.
 ``vmmlib.viz.palette`` (the colours) is plain Python.
 """
@@ -16,6 +17,7 @@ _LAZY = {
     "portspace": ("plot_port_space", "port_space_data"),
     "memorymap": ("plot_memory_map", "memory_map_data"),
     "exitplots": ("plot_exits_over_time", "plot_exit_counts", "exit_histogram", "exit_counts"),
+    "screen": ("plot_screen", "screen_data"),
     "stepper": (
         "Stepper",
         "render_registers",
