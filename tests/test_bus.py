@@ -290,5 +290,10 @@ def test_memory_ops_reject_negative_addresses():
         Store(-4, 4, 0)
 
 
-def test_hypercall_args_become_a_tuple():
-    assert Hypercall(18, [0, b"hi"]).args == (0, b"hi")
+def test_hypercall_args_are_register_values():
+    # x86-64 hypercalls pass up to 5 arguments in registers: 64-bit values, buffers by address
+    assert Hypercall(18, [0, 2, 0x8000]).args == (0, 2, 0x8000)
+    assert Hypercall(18, (-1,)).args == ((1 << 64) - 1,)  # a register holds two's complement
+    for bad in ([0, b"hi"], [1 << 64], [0] * 6, "abc"):
+        with pytest.raises(ConfigError):
+            Hypercall(18, bad)

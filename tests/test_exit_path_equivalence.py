@@ -1,10 +1,18 @@
-"""The exit path gives exactly what it gave before it was rewritten for speed.
+"""The core gives exactly the trace, clock and state it gave when the reference was recorded.
 
 tests/workload.py runs a long seeded mix (trapped and direct port I/O of every size, REP
-string I/O, RAM and MMIO through a guest page table, caught page faults, hypercalls from HVM
-and PV guests, two vendors, two domains interleaved by the scheduler). Its trace, clock,
-vCPU registers and device state were recorded from the code before the rewrite
-(tests/data/exit_path_reference.json; the full traces are beside it, gzipped, for diagnosis).
+string I/O, RAM and MMIO through a guest page table, page-crossing accesses, block moves,
+INVLPG, caught page faults, hypercalls from HVM and PV guests, two vendors, two domains
+interleaved by the scheduler). Its trace, clock, vCPU registers and device state are in
+tests/data/exit_path_reference.json (the full traces beside it, gzipped, for diagnosis).
+
+History of the reference: it was first recorded from the code before the exit path was
+rewritten for speed (commit 61a8d89), and the rewrite reproduced it exactly (commit 787e178).
+It was recorded again when the hardening of the core changed behaviour on purpose: hypercall
+arguments became registers with the buffer in guest memory, an HVM hypercall's re-entry is
+traced, a PV guest's memory is direct-mapped and its faults trap instead of exiting, and the
+workload gained page-crossing accesses, block moves and INVLPG. Re-record it only for such a
+deliberate change, and say so in the commit.
 """
 
 from __future__ import annotations

@@ -47,7 +47,11 @@ def test_hello_pv_is_one_hypercall_and_no_exit():
     vcpu.run()
     assert bytes(vcpu.machine.console) == b"Hello\n"
     assert vcpu.machine.trace.count() == {}
+    assert [e.kind for e in vcpu.machine.trace] == ["store", "hypercall", "halt"]
     assert vcpu.result == 0
+    domu = hello_pv("Hello\n", privileged=False)
+    domu.run()
+    assert domu.result == -1 and domu.machine.console == b""  # -EPERM
 
 
 @pytest.mark.parametrize("vendor", ["vmx", "svm"])

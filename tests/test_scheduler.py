@@ -8,8 +8,10 @@ from vmmlib.xen.scheduler import RoundRobin
 
 
 class Log:
-    def __init__(self):
-        self.writes = []
+    """One domain's device; the domains' devices append to one shared list of writes."""
+
+    def __init__(self, writes):
+        self.writes = writes
 
     def read(self, offset, size):
         return 0
@@ -20,11 +22,11 @@ class Log:
 
 def two_guests(n_a=4, n_b=4):
     m = Machine(64 * MIB)
-    log = Log()
+    log = Log([])
     vcpus = []
     for name, n, mark in (("a", n_a, 0xA0), ("b", n_b, 0xB0)):
         dom = m.add_domain(name, 8 * MIB)
-        dom.emulate_ports(0x3F8, 8, log, "shared log")
+        dom.emulate_ports(0x3F8, 8, Log(log.writes), "log")
 
         def guest(n=n, mark=mark):
             for i in range(n):

@@ -51,9 +51,11 @@ class Recorder:
         self.writes.append((offset, size, value))
 
 
-def make_domain(vendor: str = "vmx", kind: str = "hvm"):
+def make_domain(vendor: str = "vmx", kind: str = "hvm", privileged: bool = False):
     m = Machine(ram=64 * MIB)
-    dom = m.add_domain("guest", 16 * MIB, base=16 * MIB, kind=kind, vendor=vendor)
+    dom = m.add_domain(
+        "guest", 16 * MIB, base=16 * MIB, kind=kind, vendor=vendor, privileged=privileged
+    )
     dev = Recorder(answer=0x60)
     dom.emulate_ports(COM1, 8, dev, "uart")
     return m, dom, dev
@@ -413,9 +415,10 @@ def test_ram_access_fills_the_shadow_once():
 
 # --- hypercalls ---------------------------------------------------------------------------------
 def test_pv_console_write_is_one_hypercall_with_no_exit():
-    # xen/include/public/xen.h: HYPERVISOR_console_io = 18, CONSOLEIO_write = 0
+    # xen/include/public/xen.h: HYPERVISOR_console_io = 18, CONSOLEIO_write = 0; the
+    # buffer is in guest memory, passed by address (do_console_io(cmd, count, buffer))
     assert (HYPERVISOR_console_io, CONSOLEIO_write) == (18, 0)
-    m, dom, _ = make_domain(kind="pv")
+    m, dom, _ = make_domain(kind="pv", privileged=True)
     got = []
 
     def guest():
@@ -424,29 +427,40 @@ def test_pv_console_write_is_one_hypercall_with_no_exit():
     run(dom, guest())
     assert got == [0]
     assert m.console == b"hello, xen\n"
-    assert m.trace.events("exit") == []
+    assert m.trace.events("exit") == [] and m.trace.events("trap") == []
     assert m.trace.count() == {}
     (hc,) = m.trace.events("hypercall")
-    assert hc.fields == {"nr": 18, "name": "console_io", "cmd": "write", "count": 11}
+    assert hc.fields == {
+        "nr": 18, "name": "console_io", "cmd": "write", "count": 11, "result": 0
+    }
+
+
+def test_an_ordinary_domu_may_not_write_on_xens_console_unless_xen_is_a_debug_build():
+    # xen/include/xsm/dummy.h xsm_console_io: the control domain, or CONFIG_VERBOSE_DEBUG
+    for debug, expected in ((False, -1), (True, 0)):
+        m = Machine(64 * MIB, xen_debug=debug)
+        dom = m.add_domain("domU", 16 * MIB, kind="pv")
+        cpu = run(dom, pv_console_write("hi"))
+        assert cpu.result == expected  # -EPERM = -1
+        assert m.console == (b"hi" if debug else b"")
 
 
 @pytest.mark.parametrize("vendor", ["vmx", "svm"])
-def test_hvm_hypercall_exits(vendor):
+def test_hvm_hypercall_exits_and_reenters_with_the_result_in_rax(vendor):
     # hardware-facts.md §1.2: VMCALL = exit reason 18; APM: VMMCALL = exit code 0x81
-    m, dom, _ = make_domain(vendor)
-
-    def guest():
-        yield from pv_console_write("hi")
-
-    run(dom, guest())
-    assert m.console == b"hi"
-    (ev,) = m.trace.events("exit")
+    m, dom, _ = make_domain(vendor, privileged=True)
+    cpu = run(dom, pv_console_write("hi"))
+    assert m.console == b"hi" and cpu.result == 0
+    ev = m.trace.events("exit")[-1]  # after the #PF exit that filled the buffer's shadow
     if vendor == "vmx":
         assert ev.fields == {"reason": "VMCALL", "exit_reason": EXIT_REASON_VMCALL}
         assert EXIT_REASON_VMCALL == 18
     else:
         assert ev.fields == {"reason": "VMMCALL", "exitcode": VMEXIT_VMMCALL}
         assert VMEXIT_VMMCALL == 0x81
+    kinds = [e.kind for e in m.trace]
+    assert kinds[-3:] == ["hypercall", "entry", "halt"]
+    assert m.trace.events("entry")[0].fields == {"rax": 0}
 
 
 @pytest.mark.parametrize("kind", ["pv", "hvm"])
@@ -457,12 +471,13 @@ def test_unknown_hypercall_returns_minus_enosys(kind):
 
     def guest():
         got.append((yield Hypercall(999)))
-        got.append((yield Hypercall(HYPERVISOR_console_io, (7, b"x"))))  # unknown command
+        got.append((yield Hypercall(HYPERVISOR_console_io, (7, 1, 0))))  # unknown command
 
+    dom.privileged = True  # otherwise the policy refuses console_io first (-EPERM)
     run(dom, guest())
     assert got == [-38, -38]
     assert m.console == b""
-    assert m.trace.events("hypercall")[0].fields == {"nr": 999, "name": "unknown"}
+    assert m.trace.events("hypercall")[0].fields == {"nr": 999, "name": "unknown", "result": -38}
 
 
 # --- the trace ---------------------------------------------------------------------------------
@@ -478,7 +493,7 @@ def test_trace_counts_exits_by_reason():
             yield Out(COM1, 1, ch)
         yield Out(0x80, 1, 0)  # direct: no exit
         yield Store(TEXT_BASE, 2, 0x0741)
-        yield Hypercall(HYPERVISOR_console_io, (CONSOLEIO_write, b"ok"))
+        yield Hypercall(HYPERVISOR_console_io, (CONSOLEIO_write, 0, 0))
 
     run(dom, guest())
     assert m.trace.count() == {"IO_INSTRUCTION": 3, "EXCEPTION_NMI": 1, "VMCALL": 1}

@@ -1,17 +1,13 @@
-"""A long, mixed, seeded workload: the equivalence test's yardstick for the exit path.
+"""A long, mixed, seeded workload: the equivalence test's yardstick for the core.
 
-Two machines (one per vendor), each with an HVM domain (emulated COM1, paced and unpaced,
-and the VGA window; guest paging on) and a PV domain, run random port I/O (every size, REP
-string forms, trapped and direct), RAM and MMIO loads and stores, caught page faults and
-console hypercalls, interleaved by the round-robin scheduler. ``fingerprint()`` reduces what
-happened to the trace (one line per event), the clock, the vCPUs' registers and every
-device's state. tests/data/exit_path_reference.json holds what the code produced before the
-exit path was rewritten for speed (issue 7); test_exit_path_equivalence.py compares.
-
-Page-crossing accesses are left out on purpose: their semantics were changed deliberately
-(an access that faults on its second page writes nothing, as on x86).
-Only names exported by ``vmmlib`` (and the UART and VGA modules, found either at their
-original or at their layered home) are used, so the workload runs on both versions.
+Two machines (one per vendor, a debug build of Xen so every domain may print), each with an
+HVM domain (emulated COM1, paced and unpaced, and the VGA window; guest paging on) and a PV
+domain, run random port I/O (every size, REP string forms, trapped and direct), RAM and MMIO
+loads and stores (page-crossing ones too), block moves, INVLPG after a remapped PTE, caught
+page faults and console hypercalls, interleaved by the round-robin scheduler.
+``fingerprint()`` reduces what happened to the trace (one line per event), the clock, the
+vCPUs' registers and every device's state; test_exit_path_equivalence.py compares it with
+tests/data/exit_path_reference.json.
 """
 
 from __future__ import annotations
@@ -36,6 +32,7 @@ from vmmlib import (
     Store,
     Vcpu,
 )
+from vmmlib.cpu.ops import Invlpg, LoadBlock, StoreBlock
 
 
 def _module(*names: str):
@@ -101,16 +98,39 @@ def _hvm_guest(rng: random.Random, n: int):
                 yield Load(UNMAPPED_V + rng.randrange(0x1000), 4)
             except PageFault:
                 pass
-        else:  # a hypercall from an HVM guest (console write)
-            yield Hypercall(18, (0, bytes(rng.randrange(256) for _ in range(rng.randrange(8)))))
+        elif r < 0.90:  # a hypercall from an HVM guest: a console write from a buffer in RAM
+            text = bytes(rng.randrange(256) for _ in range(1 + rng.randrange(8)))
+            buffer = RAM_V + rng.randrange(4) * 0x1000 + rng.randrange(0, 4097 - len(text))
+            yield StoreBlock(buffer, text)
+            yield Hypercall(18, (0, len(text), buffer))
+        elif r < 0.94:  # across a page boundary: RAM/RAM, or from the VGA page to unmapped
+            size = rng.choice((2, 4, 8))
+            addr = rng.choice((RAM_V + 0x1000, VGA_PAGE_V + 0x1000)) - rng.randrange(1, size)
+            try:
+                if rng.random() < 0.5:
+                    yield Store(addr, size, rng.randrange(1 << (8 * size)))
+                else:
+                    yield Load(addr, size)
+            except PageFault:
+                pass
+        elif r < 0.97:  # a block move
+            addr = RAM_V + rng.randrange(0x3000)
+            if rng.random() < 0.5:
+                data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
+                yield StoreBlock(addr, data)
+            else:
+                yield LoadBlock(addr, rng.randrange(1, 64))
+        else:  # the guest flushes a TLB entry (its PTE did not change: the entry refills)
+            yield Invlpg(RAM_V + rng.randrange(4) * 0x1000)
 
 
 def _pv_guest(rng: random.Random, n: int):
     for _ in range(n):
         r = rng.random()
         if r < 0.5:
-            text = bytes(rng.randrange(32, 127) for _ in range(rng.randrange(12)))
-            yield Hypercall(18, (0, text))
+            text = bytes(rng.randrange(32, 127) for _ in range(1 + rng.randrange(12)))
+            yield StoreBlock(0x2000, text)
+            yield Hypercall(18, (0, len(text), 0x2000))
         elif r < 0.6:
             yield Hypercall(rng.choice((18, 99)), (7,))  # unknown command / hypercall
         else:
@@ -124,7 +144,7 @@ def _pv_guest(rng: random.Random, n: int):
 
 def build(vendor: str, seed: int, n: int):
     rng = random.Random(seed)
-    machine = Machine(64 * MIB)
+    machine = Machine(64 * MIB, xen_debug=True)
     hvm = machine.add_domain("hvm", 16 * MIB, base=16 * MIB, vendor=vendor)
     com1 = uart.Uart16550(machine.clock, "COM1", paced=False)
     com2 = uart.Uart16550(machine.clock, "COM2", paced=True)

@@ -5,6 +5,8 @@ Nothing in vmmlib reads the wall clock, so every run of a scenario produces the 
 
 from __future__ import annotations
 
+from .errors import ConfigError
+
 
 class Clock:
     """A nanosecond counter advanced explicitly by whoever models the cost of an action."""
@@ -17,7 +19,7 @@ class Clock:
     def advance(self, ns: int) -> int:
         """Move time forward by ``ns`` nanoseconds and return the new time."""
         if ns < 0:
-            raise ValueError("virtual time cannot go backwards")
+            raise ConfigError("virtual time cannot go backwards")
         self.now += ns
         return self.now
 

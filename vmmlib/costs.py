@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class CostModel:
@@ -26,6 +28,15 @@ class CostModel:
     shadow_walk_ns: int = 300
     hypercall_ns: int = 300
     inject_ns: int = 100
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value.__class__ is not int or value < 0:
+                raise ConfigError(
+                    f"cost {f.name} is a whole number of nanoseconds >= 0, not {value!r} "
+                    "(virtual time never goes backwards)"
+                )
 
     @property
     def exit_round_trip_ns(self) -> int:

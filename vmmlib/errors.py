@@ -57,3 +57,13 @@ class PageFault(GuestFault):
         self.address = address
         self.error_code = error_code
         super().__init__(f"#PF at {address:#x}, error code {error_code:#x}")
+
+
+class GeneralProtection(GuestFault):
+    """x86 #GP (vector 13), as delivered to the guest: e.g. an access that runs past the
+    canonical half of the address space."""
+
+    def __init__(self, address: int, error_code: int = 0):
+        self.address = address
+        self.error_code = error_code
+        super().__init__(f"#GP at {address:#x}, error code {error_code:#x}")

@@ -20,6 +20,8 @@ from ..trace import Schema
 
 # --- Intel VMX ------------------------------------------------------------------------------
 EXIT_REASON_EXCEPTION_NMI = 0
+EXIT_REASON_HLT = 12
+EXIT_REASON_INVLPG = 14  # exit qualification: the linear address
 EXIT_REASON_VMCALL = 18
 EXIT_REASON_IO_INSTRUCTION = 30
 EXIT_REASON_EPT_VIOLATION = 48
@@ -38,6 +40,8 @@ INTR_INFO_VALID = 1 << 31
 
 # --- AMD SVM --------------------------------------------------------------------------------
 VMEXIT_EXCEPTION_PF = 0x4E  # VMEXIT_EXCP_BASE (0x40) + vector 14
+VMEXIT_HLT = 0x78
+VMEXIT_INVLPG = 0x79  # EXITINFO1: the linear address (with decode assists)
 VMEXIT_IOIO = 0x7B
 VMEXIT_VMMCALL = 0x81
 VMEXIT_NPF = 0x400
@@ -78,6 +82,21 @@ SVM_PF_EXIT = Schema(
 VMX_VMCALL_EXIT = Schema(
     "cpu", "exit", ("reason", "exit_reason"),
     {"reason": "VMCALL", "exit_reason": EXIT_REASON_VMCALL},
+)
+VMX_INVLPG_EXIT = Schema(
+    "cpu", "exit", ("reason", "exit_reason", "exit_qualification"),
+    {"reason": "INVLPG", "exit_reason": EXIT_REASON_INVLPG},
+)
+SVM_INVLPG_EXIT = Schema(
+    "cpu", "exit", ("reason", "exitcode", "exitinfo1"),
+    {"reason": "INVLPG", "exitcode": VMEXIT_INVLPG},
+)
+#: the re-entry after a hypercall: the guest resumes with the result in RAX
+HYPERCALL_ENTRY = Schema("cpu", "entry", ("rax",))
+#: a paravirtualized guest has no VMCS: its faults trap straight into Xen (no VM exit)
+PV_GP_TRAP = Schema("cpu", "trap", ("vector", "name", "rip"), {"vector": 13, "name": "#GP"})
+PV_PF_TRAP = Schema(
+    "cpu", "trap", ("vector", "name", "addr", "error_code"), {"vector": 14, "name": "#PF"}
 )
 SVM_VMMCALL_EXIT = Schema(
     "cpu", "exit", ("reason", "exitcode"), {"reason": "VMMCALL", "exitcode": VMEXIT_VMMCALL}

@@ -15,6 +15,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from ..hw.memory import PAGE_SHIFT
 from .exits import pf_error_code
+from .ops import ADDRESS_LIMIT
 
 PTE_PRESENT = 1 << 0
 PTE_WRITABLE = 1 << 1
@@ -27,19 +28,49 @@ def make_pte(gfn: int, present: bool = True, writable: bool = True, user: bool =
     return (gfn << PAGE_SHIFT) | present | writable << 1 | user << 2
 
 
+#: Physical addresses have at most 52 bits on x86-64 (MAXPHYADDR).
+PHYS_LIMIT = 1 << 52
+
+
 class PageTable:
-    """A guest's page table: virtual page number → 64-bit PTE (absent = all-zero entry)."""
+    """A guest's page table: virtual page number → 64-bit PTE (absent = all-zero entry).
+
+    A hypervisor that shadows this table must hear of every change (Xen write-protects the
+    guest's page-table pages and traps the writes): ``watchers`` are called with the virtual
+    page number of each entry that changes.
+    """
 
     def __init__(self) -> None:
         self.entries: dict[int, int] = {}
+        self.watchers: list = []
 
     def map(
         self, vaddr: int, gpa: int, present: bool = True, writable: bool = True, user: bool = False
     ) -> None:
         """Map the page containing ``vaddr`` to the guest-physical page containing ``gpa``."""
+        for what, addr, limit in (("virtual", vaddr, ADDRESS_LIMIT), ("physical", gpa, PHYS_LIMIT)):
+            if addr.__class__ is not int or not 0 <= addr < limit:
+                raise ConfigError(f"{what} address {addr!r} is outside 0-{limit - 1:#x}")
+        for flag in (present, writable, user):
+            if flag.__class__ is not bool:
+                raise ConfigError(f"PTE flags are True or False, not {flag!r}")
         if vaddr & 0xFFF or gpa & 0xFFF:
             raise ConfigError(f"map {vaddr:#x} -> {gpa:#x}: addresses must be 4 KiB aligned")
-        self.entries[vaddr >> PAGE_SHIFT] = make_pte(gpa >> PAGE_SHIFT, present, writable, user)
+        self._set(vaddr >> PAGE_SHIFT, make_pte(gpa >> PAGE_SHIFT, present, writable, user))
+
+    def unmap(self, vaddr: int) -> None:
+        """Clear the entry of the page containing ``vaddr`` (a not-present PTE)."""
+        if vaddr.__class__ is not int or not 0 <= vaddr < ADDRESS_LIMIT:
+            raise ConfigError(f"virtual address {vaddr!r} is outside 0-{ADDRESS_LIMIT - 1:#x}")
+        self._set(vaddr >> PAGE_SHIFT, 0)
+
+    def _set(self, vpn: int, pte: int) -> None:
+        if pte:
+            self.entries[vpn] = pte
+        else:
+            self.entries.pop(vpn, None)
+        for watcher in self.watchers:
+            watcher(vpn)
 
     def pte(self, vaddr: int) -> int:
         """The PTE for ``vaddr`` (0 if none was ever written)."""

@@ -8,40 +8,56 @@ knowing only its control block (``vmmlib.cpu.vmcs``) and the physical machine:
   real format into the control block, traces the exit record and jumps to the handler's entry
   point (the host RIP), then re-enters the guest;
 * a load or store walks the shadow table; a present entry reaches machine memory directly, a
-  missing (or read-only, for a store) one makes a #PF exit;
+  missing (or read-only, for a store) one makes a #PF exit; an access that crosses a page is
+  checked on both pages before any byte moves, as x86 does;
+* INVLPG exits (Xen runs HVM guests on shadow tables, so it must see TLB flushes);
 * a hypercall is a VMCALL / VMMCALL exit (HVM), or a trap straight into the hypervisor (PV).
+  A paravirtualized guest has no VMCS: its port I/O and page faults *trap* into Xen (#GP,
+  #PF) instead of exiting.
 
 It never imports the hypervisor: Xen fills in the control block from above (``vmmlib.xen``).
-Every hop appends one row to the machine's trace and advances the virtual clock. The caller
-decides when to step, so a widget can show one operation at a time and a scheduler can
-interleave vCPUs.
+Every hop appends one row to the machine's trace and advances the virtual clock.
 
-Speed: a trapped IN/OUT is the simulator's hot path (a real CPU takes 1-2 M exits per second),
-so the one loop that runs operations, ``_run``, executes IN and OUT inline: it looks the
-intercept decision up in the map's ``exit_lookup``, encodes the exit record with arithmetic
-(the same bits as ``exits.vmx_io_qualification`` and ``svm_ioio_exitinfo1``, pinned by tests)
-and appends short tuples to the trace. ``step()`` is ``_run(1)`` and ``run()`` is
-``_run(max_steps)``: there is no second copy of the exit path.
+**Never a raw exception.** Whatever a guest does, ``step()`` returns: a fault the hardware
+would raise is delivered into the guest (which may catch it, as a kernel's handler would); a
+guest that dies of an exception it does not handle is marked crashed, with a reason that can
+always be printed and holds no memory address. A Ctrl-C from the user (KeyboardInterrupt)
+still stops the simulator; a guest's own SystemExit is a crash.
+
+**Speed.** A trapped IN/OUT is the simulator's hot path (a real CPU takes 1-2 M exits per
+second), so the one loop that runs operations, ``_run``, executes IN and OUT inline: it looks
+the intercept decision up in the map's ``exit_lookup``, encodes the exit record with
+arithmetic (the same bits as ``exits.vmx_io_qualification`` and ``svm_ioio_exitinfo1``, pinned
+by tests) and appends short tuples to the trace. ``step()`` is ``_run(1)``, ``run()`` calls
+``_run`` in chunks: there is no second copy of the exit path.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from ..errors import GuestFault, GuestProgramError
+from ..errors import GeneralProtection, GuestFault, GuestProgramError
 from ..hw.machine import PhysicalMachine
 from ..hw.memory import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
 from ..trace import Schema
 from .exits import (
     EXIT_REASON_EXCEPTION_NMI,
+    EXIT_REASON_INVLPG,
     EXIT_REASON_IO_INSTRUCTION,
     EXIT_REASON_VMCALL,
+    HYPERCALL_ENTRY,
+    PV_GP_TRAP,
+    PV_PF_TRAP,
+    SVM_INVLPG_EXIT,
     SVM_IO_EXIT,
     SVM_PF_EXIT,
     SVM_VMMCALL_EXIT,
     VMEXIT_EXCEPTION_PF,
+    VMEXIT_INVLPG,
     VMEXIT_IOIO,
     VMEXIT_VMMCALL,
+    VMX_INVLPG_EXIT,
     VMX_IO_EXIT,
     VMX_PF_EXIT,
     VMX_STRING_IO_EXIT,
@@ -51,13 +67,29 @@ from .exits import (
     svm_ioio_exitinfo1,
     vmx_io_qualification,
 )
-from .ops import Guest, Hypercall, In, Ins, Load, Out, Outs, Store
+from .ops import (
+    ADDRESS_LIMIT,
+    Guest,
+    Hypercall,
+    In,
+    Ins,
+    Invlpg,
+    Load,
+    LoadBlock,
+    Out,
+    Outs,
+    Store,
+    StoreBlock,
+)
 from .paging import PTE_FRAME_MASK, PTE_WRITABLE
-from .vmcs import RETRY, ControlBlock
+from .vmcs import EMULATED_PAGE, RETRY, ControlBlock, Probe
 
 #: Nominal instruction lengths (bytes) for RIP bookkeeping: IN/OUT with DX, REP INS/OUTS,
-#: a MOV to or from memory, VMCALL (0F 01 C1).
-INSN_LEN = {In: 1, Out: 1, Ins: 2, Outs: 2, Load: 3, Store: 3, Hypercall: 3}
+#: a MOV to or from memory, REP MOVSB, INVLPG (0F 01 /7), VMCALL (0F 01 C1).
+INSN_LEN = {
+    In: 1, Out: 1, Ins: 2, Outs: 2, Load: 3, Store: 3, StoreBlock: 2, LoadBlock: 2,
+    Invlpg: 3, Hypercall: 3,
+}
 
 #: How many bytes of a REP INS/OUTS the hypervisor moves per exit: one page of the memory
 #: operand (derived from Xen's xen/arch/x86/hvm/emulate.c, which clips the repetitions to
@@ -69,6 +101,36 @@ RUN_CHUNK = 1024
 
 #: EXITINFO1 bit 9 (A64): the model's instructions use 64-bit addressing.
 SVM_A64 = 1 << 9
+
+VMX, SVM, PV = 0, 1, 2
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}>")
+GP_FAULT = Schema("cpu", "fault", ("vector", "name", "addr"), {"vector": 13, "name": "#GP"})
+
+
+def describe(thing: Any, limit: int = 300) -> str:
+    """A repr of anything a guest hands over that never raises, is short, and holds no memory
+    address (so crash reasons are the same on every run)."""
+    try:
+        if isinstance(thing, int) and not isinstance(thing, bool) and abs(thing) >> 256:
+            return f"an integer of {abs(thing).bit_length()} bits"
+        text = repr(thing)
+    except Exception:
+        text = f"a {type(thing).__name__} (whose repr fails)"
+    text = _ADDRESS.sub("…>", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` for an exception, which never raises and holds no memory address."""
+    try:
+        name = type(exc).__name__
+    except Exception:
+        name = "an exception"
+    try:
+        message = str(exc)
+    except Exception:
+        message = "(its message cannot be printed)"
+    return describe(f"{name}: {message}" if message else name, 400).strip("'\"")
 
 
 class VirtualCpu:
@@ -83,8 +145,9 @@ class VirtualCpu:
         self.program = program
         self.rip = 0x1000
         self.rax = 0
-        # the instruction the emulator decodes: a memory access, string I/O or hypercall (for
-        # IN/OUT the handler decodes the exit qualification instead)
+        # the instruction the emulator decodes: a memory access, string I/O, hypercall or a
+        # PV guest's trapped instruction (for a VM exit on IN/OUT the handler decodes the exit
+        # qualification instead)
         self.instruction: Any = None
         self.string_buffer: list[int] = []  # the memory operand of INS/OUTS
         self.string_count = 0  # RCX for REP INS/OUTS
@@ -94,7 +157,7 @@ class VirtualCpu:
         self.steps = 0
         self._pending: Any = None  # the operation the guest yielded and is waiting on
         self._started = False
-        self._vmx = control.vendor == "vmx"
+        self._mode = PV if control.paravirtual else VMX if control.vendor == "vmx" else SVM
         self._clock = machine.clock
         self._record = machine.trace.record
         costs = machine.costs
@@ -104,11 +167,13 @@ class VirtualCpu:
         self._io_out = Schema(name, "io", ("port", "dir", "count"), {"dir": "out"}).id
         self._load = Schema(name, "load", ("addr", "value")).id
         self._store = Schema(name, "store", ("addr", "value")).id
+        self._load_block = Schema(name, "load", ("addr", "length")).id
+        self._store_block = Schema(name, "store", ("addr", "length")).id
         self._halted = Schema(name, "halt").id
         self._crashed = Schema(name, "crash", ("error",)).id
 
     def __repr__(self) -> str:
-        state = "done" if self.done else "running"
+        state = "crashed" if self.crashed else "done" if self.done else "running"
         return f"{type(self).__name__}({self.name!r}, {self.steps} steps, {state})"
 
     # -- driving the guest ------------------------------------------------------------------
@@ -140,61 +205,74 @@ class VirtualCpu:
                 return 0
         clock, record, control = self._clock, self._record, self.control
         intercepts, host_rip, send = control.io_intercepts, control.host_rip, self.program.send
-        vmx, exit_ns, entry_ns = self._vmx, self._exit_ns, self._entry_ns
+        mode, exit_ns, entry_ns = self._mode, self._exit_ns, self._entry_ns
         vmx_io, svm_io = VMX_IO_EXIT.id, SVM_IO_EXIT.id
         op = self._pending
         ok = 0
         try:
             while ok < limit:
                 cls = op.__class__
-                if cls is Out or cls is In:
-                    self.rip += 1
-                    port, size = op.port, op.size
-                    is_in = cls is In
-                    if intercepts.exit_lookup[size][port]:  # a VM exit
-                        clock.now += exit_ns
-                        if vmx:  # exit qualification: size-1 | IN << 3 | port << 16
+                try:
+                    if cls is Out or cls is In:
+                        self.rip += 1
+                        if cls is Out:
+                            port, size, value = op
+                            is_in = False
+                        else:
+                            port, size = op
+                            is_in = True
+                        if not intercepts.exit_lookup[size][port]:
+                            result = self._direct_io(op, is_in, False)
+                        elif mode == VMX:  # exit qualification: size-1 | IN << 3 | port << 16
                             q = (size - 1) | (8 if is_in else 0) | port << 16
+                            clock.now += exit_ns
                             control.exit_reason, control.exit_qualification = 30, q
                             control.instruction_len = 1
                             record((clock.now, vmx_io, q))
-                        else:  # EXITINFO1: TYPE | one-hot SZ | A64 | port << 16; EXITINFO2: rIP
-                            info1 = (1 if is_in else 0) | size << 4 | SVM_A64 | port << 16
-                            control.exitcode, control.exitinfo1 = VMEXIT_IOIO, info1
-                            control.exitinfo2 = self.rip
-                            record((clock.now, svm_io, info1, self.rip))
-                        if is_in:
+                            if not is_in:
+                                self.rax = value  # what the hypervisor finds in guest state
                             result = host_rip(self)
+                            clock.now += entry_ns
+                        elif mode == SVM:  # EXITINFO1: TYPE | one-hot SZ | A64 | port << 16
+                            info1 = (1 if is_in else 0) | size << 4 | SVM_A64 | port << 16
+                            clock.now += exit_ns
+                            control.exitcode, control.exitinfo1 = VMEXIT_IOIO, info1
+                            control.exitinfo2 = self.rip  # the next instruction's rIP
+                            record((clock.now, svm_io, info1, self.rip))
+                            if not is_in:
+                                self.rax = value
+                            result = host_rip(self)
+                            clock.now += entry_ns
                         else:
-                            self.rax = op.value  # what the hypervisor finds in guest state
-                            host_rip(self)
+                            result = self._pv_trap_io(op, is_in)
+                        if not is_in:
                             result = None
-                        clock.now += entry_ns
                     else:
-                        result = self._direct_io(op, is_in, False)
-                else:
-                    execute = _EXECUTE.get(cls)
-                    if execute is None:
-                        self._crash(GuestProgramError(f"guest yielded {op!r}, not an operation"))
-                        return ok
-                    self.rip += INSN_LEN[cls]
-                    self.instruction = op
-                    try:
+                        execute = _EXECUTE.get(cls)
+                        if execute is None:
+                            self._crash(GuestProgramError(
+                                f"guest yielded {describe(op)}, not an operation"))
+                            return ok
+                        self.rip += INSN_LEN[cls]
+                        self.instruction = op
                         result = execute(self, op)
-                    except GuestFault as fault:  # delivered into the guest, as the CPU would
-                        ok += 1
-                        if not self._resume(fault, throw=True):
-                            return ok - 1
-                        op = self._pending
-                        continue
+                except GuestFault as fault:  # delivered into the guest, as the CPU would
+                    ok += 1
+                    if not self._resume(fault, throw=True):
+                        return ok - 1
+                    op = self._pending
+                    continue
+                except Exception as exc:  # a bug of the model, never the guest's way out
+                    self._crash(exc, internal=True)
+                    return ok
                 ok += 1
                 try:
                     op = send(result)
                 except StopIteration as stop:
                     self._halt(stop.value)
                     return ok - 1
-                except Exception as exc:  # the guest died of something it did not handle
-                    self._crash(exc)
+                except (Exception, SystemExit) as exc:  # the guest died of something it
+                    self._crash(exc)  # did not handle
                     return ok - 1
             return ok
         finally:  # the loop keeps its counters in locals; write them back however it ends
@@ -211,7 +289,7 @@ class VirtualCpu:
                 self._pending = self.program.send(value)
         except StopIteration as stop:
             return self._halt(stop.value)
-        except Exception as exc:  # the guest died of something it did not handle
+        except (Exception, SystemExit) as exc:  # the guest died of something it did not handle
             return self._crash(exc)
         return True
 
@@ -221,10 +299,13 @@ class VirtualCpu:
         self._record((self._clock.now, self._halted))
         return False
 
-    def _crash(self, exc: BaseException) -> bool:
+    def _crash(self, exc: BaseException, internal: bool = False) -> bool:
         self.done = True
         self.crashed = exc
-        self._record((self._clock.now, self._crashed, f"{type(exc).__name__}: {exc}"))
+        reason = describe_error(exc)
+        if internal:
+            reason = f"internal error of the model: {reason}"
+        self._record((self._clock.now, self._crashed, reason))
         return False
 
     # -- port I/O ----------------------------------------------------------------------------
@@ -235,6 +316,8 @@ class VirtualCpu:
         is_in = op.__class__ is Ins
         if not self.control.io_intercepts.exit_lookup[op.size][op.port]:
             return self._direct_io(op, is_in, True)
+        if self._mode == PV:
+            return self._pv_trap_io(op, is_in)
         acc = PortAccess.unchecked(op.port, op.size, is_in, True, op.rep)
         control = self.control
         per_exit = REP_BYTES_PER_EXIT // op.size
@@ -244,7 +327,7 @@ class VirtualCpu:
             self.string_count = min(per_exit, op.count - first)
             if not is_in:
                 self.string_buffer = values[first : first + self.string_count]
-            if self._vmx:
+            if self._mode == VMX:
                 control.exit_reason = EXIT_REASON_IO_INSTRUCTION
                 control.exit_qualification = q = vmx_io_qualification(acc)
                 control.instruction_len = INSN_LEN[op.__class__]
@@ -258,6 +341,21 @@ class VirtualCpu:
             if is_in:
                 done += self.string_buffer
         return done if is_in else None
+
+    def _pv_trap_io(self, op: Any, is_in: bool) -> Any:
+        """A PV guest may not execute IN/OUT on a port Xen has not granted it: #GP, which
+        traps into Xen (it owns the IDT); Xen decodes and emulates the instruction."""
+        self.instruction = op
+        if op.__class__ in (Ins, Outs):
+            self.string_count = op.count
+            self.string_buffer = [] if is_in else list(op.values)
+        elif not is_in:
+            self.rax = op.value
+        t = self._clock.advance(self._exit_ns)
+        self._record((t, PV_GP_TRAP.id, self.rip))
+        result = self.control.trap_entry(self, 13, 0, 0)
+        self._clock.now += self._entry_ns
+        return result
 
     def _direct_io(self, op: Any, is_in: bool, string: bool) -> Any:
         bus = self.machine.ports
@@ -309,50 +407,134 @@ class VirtualCpu:
                 value = memory.read(maddr, op.size)
                 self._record((t, self._load, addr, value))
                 return value
-            # no shadow entry, or a read-only one for a store: #PF exit
-            self._pf_exit(addr, pf_error_code(spte is not None, write))
-            outcome = self.control.host_rip(self)
-            self._clock.now += self._entry_ns
+            # no shadow entry, or a read-only one for a store: #PF exit (or trap, PV)
+            outcome = self._page_fault(addr, pf_error_code(spte is not None, write))
             if outcome is not RETRY:
                 return outcome
 
+    def _page_fault(self, addr: int, error_code: int) -> Any:
+        """The #PF on a shadow entry goes to Xen: a VM exit (HVM) or a trap (PV)."""
+        control = self.control
+        if self._mode == PV:
+            t = self._clock.advance(self._exit_ns)
+            self._record((t, PV_PF_TRAP.id, addr, error_code))
+            outcome = control.trap_entry(self, 14, error_code, addr)
+        else:
+            if self._mode == VMX:  # the exit qualification is the faulting linear address
+                control.exit_reason = EXIT_REASON_EXCEPTION_NMI
+                control.exit_qualification = addr
+                control.intr_info = VMX_PF_EXIT.fixed["intr_info"]
+                control.intr_error_code = error_code
+                self._exit((VMX_PF_EXIT.id, addr, error_code))
+            else:  # EXITINFO1 = the error code, EXITINFO2 = the faulting address
+                control.exitcode = VMEXIT_EXCEPTION_PF
+                control.exitinfo1, control.exitinfo2 = error_code, addr
+                self._exit((SVM_PF_EXIT.id, error_code, addr))
+            outcome = control.host_rip(self)
+        self._clock.now += self._entry_ns
+        return outcome
+
+    def _probe(self, addr: int, write: bool) -> bool:
+        """Make sure the page of ``addr`` can be accessed before any byte of a multi-page
+        access moves: True for RAM the shadow now maps, False for an emulated page. A real
+        page fault is raised here, so nothing has been written when the guest gets it."""
+        shadow = self.control.shadow
+        instruction = self.instruction
+        try:
+            while True:
+                spte = shadow.get(addr >> PAGE_SHIFT)
+                if spte is not None and (not write or spte & PTE_WRITABLE):
+                    return True
+                self.instruction = Probe(addr, write)
+                outcome = self._page_fault(addr, pf_error_code(spte is not None, write))
+                if outcome is EMULATED_PAGE:
+                    return False
+        finally:
+            self.instruction = instruction
+
+    def _check_canonical(self, addr: int, length: int) -> None:
+        if addr + length > ADDRESS_LIMIT:  # the last bytes are not canonical: #GP(0)
+            t = self._clock.advance(self.machine.costs.inject_ns)
+            self._record((t, GP_FAULT.id, addr))
+            raise GeneralProtection(addr)
+
     def _split_access(self, op: Load | Store, write: bool) -> Any:
-        """An access that crosses a page boundary is done as one access per byte, each
-        translated on its own page (as the CPU splits it); a load returns the bytes joined."""
+        """An access that crosses a page boundary: both pages are checked first (a fault on
+        either leaves memory untouched, as on x86), then each byte goes through its page."""
+        addr, size = op.addr, op.size
+        self._check_canonical(addr, size)
+        split = PAGE_SIZE - (addr & PAGE_MASK)
+        self._probe(addr, write)
+        self._probe(addr + split, write)
         value = 0
-        for i in range(op.size):
+        for i in range(size):
             if write:
-                self._memory(Store(op.addr + i, 1, (op.value >> (8 * i)) & 0xFF))
+                self._memory(Store(addr + i, 1, (op.value >> (8 * i)) & 0xFF))
             else:
-                value |= self._memory(Load(op.addr + i, 1)) << (8 * i)
+                value |= self._memory(Load(addr + i, 1)) << (8 * i)
         return None if write else value
 
-    def _pf_exit(self, addr: int, error_code: int) -> None:
+    def _block(self, op: StoreBlock | LoadBlock) -> Any:
+        """REP MOVSB between a buffer and memory, a page at a time. Like the real instruction
+        it can fault part-way (the pages before the fault are done)."""
+        write = op.__class__ is StoreBlock
+        length = len(op.data) if write else op.length
+        self._check_canonical(op.addr, length)
+        out = bytearray()
+        addr, done = op.addr, 0
+        while done < length:
+            n = min(length - done, PAGE_SIZE - (addr & PAGE_MASK))
+            if self._probe(addr, write):  # RAM: one copy for the whole piece
+                spte = self.control.shadow[addr >> PAGE_SHIFT]
+                maddr = (spte & PTE_FRAME_MASK) | (addr & PAGE_MASK)
+                t = self._clock.advance(self.machine.costs.ram_access_ns * n)
+                if write:
+                    self.machine.memory.write_bytes(maddr, op.data[done : done + n])
+                    self._record((t, self._store_block, addr, n))
+                else:
+                    out += self.machine.memory.read_bytes(maddr, n)
+                    self._record((t, self._load_block, addr, n))
+            else:  # an emulated page: byte by byte through the MMIO path
+                for i in range(n):
+                    if write:
+                        self._memory(Store(addr + i, 1, op.data[done + i]))
+                    else:
+                        out.append(self._memory(Load(addr + i, 1)))
+            addr, done = addr + n, done + n
+        self.instruction = op
+        return None if write else bytes(out)
+
+    def _invlpg(self, op: Invlpg) -> None:
+        """INVLPG exits on a shadow-paging hypervisor, which drops its entry for the page."""
         control = self.control
-        if self._vmx:  # for #PF the exit qualification is the faulting linear address
-            control.exit_reason = EXIT_REASON_EXCEPTION_NMI
-            control.exit_qualification = addr
-            control.intr_info = VMX_PF_EXIT.fixed["intr_info"]
-            control.intr_error_code = error_code
-            self._exit((VMX_PF_EXIT.id, addr, error_code))
-        else:  # EXITINFO1 = the error code, EXITINFO2 = the faulting address
-            control.exitcode = VMEXIT_EXCEPTION_PF
-            control.exitinfo1, control.exitinfo2 = error_code, addr
-            self._exit((SVM_PF_EXIT.id, error_code, addr))
+        if self._mode == PV:  # a privileged instruction: #GP into Xen, which emulates it
+            t = self._clock.advance(self._exit_ns)
+            self._record((t, PV_GP_TRAP.id, self.rip))
+            control.trap_entry(self, 13, 0, 0)
+        elif self._mode == VMX:
+            control.exit_reason, control.exit_qualification = EXIT_REASON_INVLPG, op.addr
+            self._exit((VMX_INVLPG_EXIT.id, op.addr))
+            control.host_rip(self)
+        else:
+            control.exitcode, control.exitinfo1 = VMEXIT_INVLPG, op.addr
+            self._exit((SVM_INVLPG_EXIT.id, op.addr))
+            control.host_rip(self)
+        self._clock.now += self._entry_ns
 
     # -- hypercalls -----------------------------------------------------------------------------
     def _hypercall(self, op: Hypercall) -> Any:
         control = self.control
-        if control.paravirtual:  # a PV guest traps straight into the hypervisor
+        if self._mode == PV:  # a PV guest traps straight into the hypervisor
             return control.hypercall_entry(self)
-        if self._vmx:
+        if self._mode == VMX:
             control.exit_reason = EXIT_REASON_VMCALL
             self._exit((VMX_VMCALL_EXIT.id,))
         else:
             control.exitcode = VMEXIT_VMMCALL
             self._exit((SVM_VMMCALL_EXIT.id,))
         result = control.host_rip(self)
-        self._clock.now += self._entry_ns
+        t = self._clock.advance(self._entry_ns)
+        self._record((t, HYPERCALL_ENTRY.id, result))
         return result
 
 
@@ -361,5 +543,8 @@ _EXECUTE = {  # IN and OUT are executed inline by VirtualCpu._run
     Outs: VirtualCpu._string_io,
     Load: VirtualCpu._memory,
     Store: VirtualCpu._memory,
+    StoreBlock: VirtualCpu._block,
+    LoadBlock: VirtualCpu._block,
+    Invlpg: VirtualCpu._invlpg,
     Hypercall: VirtualCpu._hypercall,
 }

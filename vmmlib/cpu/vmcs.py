@@ -7,8 +7,10 @@ it, and the CPU layer of vmmlib knows no more:
   ``io_intercepts``;
 * the page table the CPU walks for the guest's memory accesses: here the **shadow** table the
   hypervisor builds, virtual page → shadow PTE holding a *machine* frame (``shadow``);
-* where to go on an exit: the handler's entry point, the VMCS *host RIP* (``host_rip``);
-  a paravirtualized guest has no VMCS, but its hypercalls trap to ``hypercall_entry``.
+* where to go on an exit: the handler's entry point, the VMCS *host RIP* (``host_rip``).
+  A paravirtualized guest has no VMCS at all: it runs deprivileged and Xen owns the interrupt
+  table, so its faults (#GP for an I/O instruction it may not execute, #PF) trap to
+  ``trap_entry`` and its hypercalls to ``hypercall_entry``; ``paravirtual`` says which.
 
 On an exit the CPU writes the exit fields below (the real field names: VMX exit reason, exit
 qualification, VM-exit instruction length, interruption information and error code; SVM
@@ -22,7 +24,7 @@ Information Fields"; AMD64 APM vol. 2 §15.10 and appendix C.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ConfigError
 from .iobitmap import SvmIopm, VmxIoBitmaps
@@ -32,6 +34,18 @@ VENDORS = ("vmx", "svm")
 #: What an exit handler returns when the instruction must run again (the hypervisor fixed the
 #: cause of the exit, e.g. filled a shadow entry, and the guest never notices).
 RETRY = object()
+#: What the #PF handler returns for a ``Probe`` of a page that is emulated (MMIO).
+EMULATED_PAGE = object()
+
+
+class Probe(NamedTuple):
+    """The instruction the CPU reports while it checks one page of an access that crosses a
+    page boundary, or of a block move, before it moves any byte: the handler resolves the
+    fault (fills the shadow, or injects a #PF) but emulates nothing, answering
+    ``EMULATED_PAGE`` for an MMIO page."""
+
+    addr: int
+    write: bool
 
 
 class ControlBlock:
@@ -44,6 +58,7 @@ class ControlBlock:
         "shadow",
         "host_rip",
         "hypercall_entry",
+        "trap_entry",
         # VMX exit information fields
         "exit_reason",
         "exit_qualification",
@@ -63,6 +78,7 @@ class ControlBlock:
         shadow: dict[int, int],
         host_rip: Callable[[Any], Any],
         hypercall_entry: Callable[[Any], Any],
+        trap_entry: Callable[..., Any] | None = None,
         paravirtual: bool = False,
     ) -> None:
         if vendor not in VENDORS:
@@ -76,6 +92,7 @@ class ControlBlock:
         self.shadow = shadow
         self.host_rip = host_rip
         self.hypercall_entry = hypercall_entry
+        self.trap_entry = trap_entry
         self.exit_reason = self.exit_qualification = self.instruction_len = 0
         self.intr_info = self.intr_error_code = 0
         self.exitcode = self.exitinfo1 = self.exitinfo2 = 0

@@ -26,7 +26,7 @@ def check_port_access(port: int, size: int) -> None:
     """Raise unless an IN/OUT of ``size`` bytes at ``port`` can exist on x86."""
     if port.__class__ is not int or not 0 <= port <= 0xFFFF:
         raise BadPortError(f"port {port!r} is outside the 16-bit I/O space 0x0000-0xFFFF")
-    if size not in PORT_SIZES:
+    if size.__class__ is not int or size not in PORT_SIZES:
         raise BadSizeError(f"port I/O moves 1, 2 or 4 bytes, not {size!r}")
 
 
@@ -71,6 +71,9 @@ class Bus:
     # -- configuration -------------------------------------------------------------------
     def claim(self, base: int, length: int, device: Device, name: str | None = None) -> Region:
         """Give ``device`` the addresses ``base`` … ``base + length - 1``."""
+        if length.__class__ is not int or base.__class__ is not int:
+            raise ConfigError(f"{self.name}: a claim's base and length are integers, not "
+                              f"{base!r} and {length!r}")
         if length <= 0:
             raise ConfigError(f"{self.name}: a claim needs a positive length, got {length}")
         self.check_address(base)
@@ -99,7 +102,7 @@ class Bus:
             )
 
     def check_size(self, size: int) -> None:
-        if size not in self.sizes:
+        if size.__class__ is not int or size not in self.sizes:
             allowed = ", ".join(map(str, self.sizes))
             raise BadSizeError(f"{self.name}: access size {size!r} is not one of {allowed} bytes")
 
@@ -109,6 +112,11 @@ class Bus:
         self.check_address(addr)
 
     # -- lookup ----------------------------------------------------------------------------
+    def overlaps(self, first: int, last: int) -> bool:
+        """Does any claimed region touch an address in ``first`` … ``last``?"""
+        i = bisect.bisect(self._bases, last) - 1  # the last region starting at or before it
+        return i >= 0 and self.regions[i].end >= first
+
     def find(self, addr: int) -> Region | None:
         """The region that claims ``addr``, or None."""
         i = bisect.bisect(self._bases, addr) - 1
@@ -119,7 +127,8 @@ class Bus:
     # -- accesses --------------------------------------------------------------------------
     def read(self, addr: int, size: int) -> int:
         """Read ``size`` bytes at ``addr`` (little-endian); unclaimed bytes read as 0xFF."""
-        if size not in self.sizes or addr.__class__ is not int or not 0 <= addr < self.size:
+        if (size.__class__ is not int or size not in self.sizes or addr.__class__ is not int
+                or not 0 <= addr < self.size):
             self.check(addr, size)
         r = self.find(addr)
         if r is not None and addr + size - 1 <= r.end:
@@ -131,8 +140,11 @@ class Bus:
 
     def write(self, addr: int, size: int, value: int) -> None:
         """Write ``size`` bytes of ``value`` at ``addr``; unclaimed bytes are dropped."""
-        if size not in self.sizes or addr.__class__ is not int or not 0 <= addr < self.size:
+        if (size.__class__ is not int or size not in self.sizes or addr.__class__ is not int
+                or not 0 <= addr < self.size):
             self.check(addr, size)
+        if value.__class__ is not int:
+            raise ConfigError(f"{self.name}: a value written is an integer, not {value!r}")
         value &= (1 << (8 * size)) - 1
         r = self.find(addr)
         if r is not None and addr + size - 1 <= r.end:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..clock import Clock
 from ..costs import CostModel
+from ..errors import ConfigError
 from ..trace import Trace
 from .bus import PortBus
 from .memory import MIB, MachineMemory
@@ -19,6 +20,10 @@ class PhysicalMachine:
     """A PC with ``ram`` bytes of machine memory (a multiple of 4 KiB)."""
 
     def __init__(self, ram: int = 512 * MIB, costs: CostModel | None = None) -> None:
+        if ram.__class__ is not int:
+            raise ConfigError(f"machine memory is a whole number of bytes, not {ram!r}")
+        if costs is not None and not isinstance(costs, CostModel):
+            raise ConfigError(f"costs is a CostModel, not {costs!r}")
         self.clock = Clock()
         self.trace = Trace()
         self.costs = costs or CostModel()

@@ -49,10 +49,13 @@ def hello_vga(text: str = "Hello", vendor: str = "vmx") -> Vcpu:
     return Vcpu(dom, vga_puts(text))
 
 
-def hello_pv(text: str = "Hello\n") -> Vcpu:
-    """A paravirtualized guest asks Xen to print ``text``: one hypercall, no trap."""
+def hello_pv(text: str = "Hello\n", privileged: bool = True) -> Vcpu:
+    """A paravirtualized guest asks Xen to print ``text``: the text goes into its memory, then
+    one hypercall, no trap. Xen's default policy lets only the control domain print on its
+    console, so the guest is dom0 (``privileged=False``: an ordinary domU, refused -EPERM)."""
     machine = Machine(512 * MIB)
-    dom = machine.add_domain("pv", GUEST_RAM, base=GUEST_BASE, kind="pv")
+    name = "dom0" if privileged else "pv"
+    dom = machine.add_domain(name, GUEST_RAM, base=GUEST_BASE, kind="pv", privileged=privileged)
     return Vcpu(dom, pv_console_write(text))
 
 

@@ -30,8 +30,16 @@ class Domain:
     """One virtual machine (a Xen domain; an HVM guest or a paravirtualized one)."""
 
     def __init__(
-        self, machine: Machine, name: str, domid: int, ram: int, base: int, kind: str, vendor: str
+        self, machine: Machine, name: str, domid: int, ram: int, base: int, kind: str, vendor: str,
+        privileged: bool = False,
     ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"a domain needs a name, not {name!r}")
+        for what, value in (("RAM size", ram), ("RAM base", base)):
+            if value.__class__ is not int:
+                raise ConfigError(f"{name}: the {what} is a whole number of bytes, not {value!r}")
+        if privileged.__class__ is not bool:
+            raise ConfigError(f"{name}: privileged is True or False, not {privileged!r}")
         if kind not in KINDS:
             raise ConfigError(f"domain kind {kind!r} is not one of {KINDS}")
         if vendor not in VENDORS:
@@ -49,6 +57,7 @@ class Domain:
         self.machine = machine
         self.name = name
         self.domid = domid
+        self.privileged = privileged  # the control domain (dom0): may use privileged hypercalls
         self.kind = kind
         self.vendor = vendor
         self.ram_size = ram
@@ -60,8 +69,10 @@ class Domain:
         self.intercepts: VmxIoBitmaps | SvmIopm = (
             VmxIoBitmaps.xen_default() if vendor == "vmx" else SvmIopm.xen_default()
         )
-        self.page_table: PageTable | None = None  # None: guest paging off (virtual = physical)
         self.shadow_table = ShadowTable()
+        self._page_table: PageTable | None = None
+        if kind == "pv":
+            self._direct_map()
         # what the exit handlers reach on every exit, looked up once
         self.clock = machine.clock
         self.record = machine.trace.record
@@ -71,6 +82,52 @@ class Domain:
         return f"Domain({self.name!r}, {self.kind}, {self.vendor}, {self.ram_size >> 20} MiB)"
 
     @property
+    def page_table(self) -> PageTable | None:
+        """The guest's own page table (None: guest paging off, virtual = guest-physical).
+
+        Setting it is the guest loading CR3: the shadow starts empty, and Xen watches the table
+        (it write-protects the guest's page-table pages), dropping a shadow entry whenever the
+        guest changes the PTE behind it."""
+        return self._page_table
+
+    @page_table.setter
+    def page_table(self, table: PageTable | None) -> None:
+        if table is not None and not isinstance(table, PageTable):
+            raise ConfigError(f"{self.name}: a page table is a PageTable or None, not {table!r}")
+        if self._page_table is not None:
+            self._page_table.watchers.remove(self._pte_changed)
+        self._page_table = table
+        self.shadow_table.drop_frames(lambda gfn: False)
+        if table is not None:
+            table.watchers.append(self._pte_changed)
+        if self.kind == "pv":
+            self._direct_map()
+
+    def _pte_changed(self, vpn: int) -> None:
+        self.shadow_table.drop(vpn)
+        if self.kind == "pv":
+            self._direct_map_page(vpn)
+
+    def _direct_map(self) -> None:
+        """A PV guest runs on its own page tables, which Xen validates as the guest writes
+        them (direct paging): the CPU's table holds every valid RAM mapping from the start,
+        so a PV guest never faults on memory it has mapped. Paging off: all of its RAM."""
+        if self._page_table is None:
+            for gfn in range(self.ram_size >> PAGE_SHIFT):
+                self._direct_map_page(gfn)
+        else:
+            for vpn in list(self._page_table.entries):
+                self._direct_map_page(vpn)
+
+    def _direct_map_page(self, vpn: int) -> None:
+        vaddr = vpn << PAGE_SHIFT
+        table = self._page_table
+        gpa = vaddr if table is None else table.translate(vaddr)
+        if gpa is not None and self.is_ram(gpa):
+            writable = table is None or table.translate(vaddr, True) is not None
+            self.shadow_table.fill(vaddr, gpa, self.gfn_to_mfn(gpa >> PAGE_SHIFT), writable)
+
+    @property
     def shadow(self) -> dict[int, int]:
         """The filled shadow entries as virtual page → guest-physical page address."""
         return {vpn: gfn << PAGE_SHIFT for vpn, gfn in self.shadow_table.gfns.items()}
@@ -78,13 +135,28 @@ class Domain:
     # -- devices ---------------------------------------------------------------------------
     def emulate_ports(self, base: int, length: int, device: Device, name: str) -> None:
         """Put an emulated device on ports ``base`` …; its ports are intercepted."""
+        self._check_device(device, name)
         self.ports.claim(base, length, device, name)
         self.intercepts.intercept(base, base + length - 1)
 
     def emulate_mmio(self, base: int, length: int, device: Device, name: str) -> None:
-        """Put an emulated device at guest-physical ``base`` …; its pages never get a shadow."""
+        """Put an emulated device at guest-physical ``base`` …; its pages never get a shadow
+        (a page holding any part of an MMIO range is not RAM: all of it is emulated)."""
+        self._check_device(device, name)
         self.mmio.claim(base, length, device, name)
-        self.shadow_table.drop_frames(lambda gfn: self.mmio.find(gfn << PAGE_SHIFT) is None)
+        self.shadow_table.drop_frames(lambda gfn: not self._page_has_mmio(gfn << PAGE_SHIFT))
+
+    def _check_device(self, device: Device, name: str) -> None:
+        if not all(callable(getattr(device, m, None)) for m in ("read", "write")):
+            raise ConfigError(f"{self.name}: {name} is not a device (it needs read and write)")
+        for dom in self.machine.domains:
+            for bus in (dom.ports, dom.mmio):
+                for region in bus.regions:
+                    if region.device is device:
+                        raise ConfigError(
+                            f"{self.name}: this {name} object already answers as {region.name} "
+                            f"on {bus.name}; give each claim its own device"
+                        )
 
     def assign_ports(self, base: int, length: int) -> None:
         """Give the domain the machine's real device on these ports: no intercept at all."""
@@ -105,8 +177,46 @@ class Domain:
         return (self.gfn_to_mfn(gpa >> PAGE_SHIFT) << PAGE_SHIFT) | (gpa & PAGE_MASK)
 
     def is_ram(self, gpa: int) -> bool:
-        """Is ``gpa`` guest RAM (and not an emulated MMIO range)?"""
-        return 0 <= gpa < self.ram_size and self.mmio.find(gpa) is None
+        """Is ``gpa`` guest RAM? Not if it is beyond the RAM, or on a page that holds any part
+        of an emulated MMIO range (the p2m types whole pages: MMIO or RAM)."""
+        return 0 <= gpa < self.ram_size and not self._page_has_mmio(gpa)
+
+    def _page_has_mmio(self, gpa: int) -> bool:
+        first = gpa & ~PAGE_MASK
+        return self.mmio.overlaps(first, first + PAGE_MASK)
+
+    def copy_from_guest(self, vaddr: int, length: int) -> bytes | None:
+        """Read ``length`` bytes at guest-virtual ``vaddr`` as Xen's copy_from_guest does:
+        through the guest's page table and the p2m, RAM only; None if any byte is not there."""
+        out = bytearray()
+        for maddr, n in self._guest_pieces(vaddr, length, write=False) or ():
+            out += self.machine.memory.read_bytes(maddr, n)
+        return bytes(out) if len(out) == length else None
+
+    def copy_to_guest(self, vaddr: int, data: bytes) -> bool:
+        """Write ``data`` at guest-virtual ``vaddr`` (copy_to_guest); False, with nothing
+        written, if any byte is not writable guest RAM."""
+        pieces = self._guest_pieces(vaddr, len(data), write=True)
+        if pieces is None:
+            return False
+        for maddr, n in pieces:
+            self.machine.memory.write_bytes(maddr, data[:n])
+            data = data[n:]
+        return True
+
+    def _guest_pieces(self, vaddr: int, length: int, write: bool) -> list | None:
+        if vaddr.__class__ is not int or length.__class__ is not int or length < 0:
+            return None
+        pieces = []
+        while length:
+            n = min(length, PAGE_SIZE - (vaddr & PAGE_MASK))
+            table = self._page_table
+            gpa = vaddr if table is None else table.translate(vaddr, write)
+            if gpa is None or not self.is_ram(gpa):
+                return None
+            pieces.append((self.gpa_to_maddr(gpa), n))
+            vaddr, length = vaddr + n, length - n
+        return pieces
 
     def _ram_pieces(self, gpa: int, size: int) -> list[tuple[int, int]]:
         """(machine address, length) of each guest page an access touches, via the p2m.

@@ -11,7 +11,11 @@ produced (or ``RETRY``):
   (in Xen HVM the device lives in qemu-dm; chapter 02 adds that hop).
 * #PF under shadow paging: walk the guest's page table and decide — emulate MMIO, inject a
   real page fault into the guest, or silently fill the shadow entry and retry.
+* INVLPG: the guest flushed a TLB entry, so the shadow entry of that page goes too.
 * VMCALL / VMMCALL: a hypercall (``vmmlib.xen.hypercalls``).
+
+A PV guest has no VMCS: its #GP (an I/O or privileged instruction Xen must emulate) and #PF
+trap here through ``pv_trap``, and its hypercalls through ``pv_hypercall``.
 """
 
 from __future__ import annotations
@@ -21,14 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..cpu.exits import (
     EXIT_REASON_EXCEPTION_NMI,
+    EXIT_REASON_INVLPG,
     EXIT_REASON_IO_INSTRUCTION,
     EXIT_REASON_VMCALL,
     VMEXIT_EXCEPTION_PF,
+    VMEXIT_INVLPG,
     VMEXIT_IOIO,
     VMEXIT_VMMCALL,
 )
-from ..cpu.vmcs import RETRY
+from ..cpu.ops import In, Ins, Invlpg, Out, Outs
+from ..cpu.vmcs import EMULATED_PAGE, RETRY, Probe
 from ..errors import ConfigError, PageFault
+from ..hw.memory import PAGE_SHIFT
 from ..trace import Schema
 from . import hypercalls
 from .shadow import FaultKind, classify_fault
@@ -43,6 +51,8 @@ EMULATE_MMIO_READ = Schema("xen", "emulate", _MMIO, {"dir": "read"})
 EMULATE_MMIO_WRITE = Schema("xen", "emulate", _MMIO, {"dir": "write"})
 INJECT_PF = Schema("xen", "inject", ("vector", "addr", "error_code"), {"vector": 14})
 SHADOW_FILL = Schema("xen", "shadow-fill", ("addr", "gpa"))
+SHADOW_DROP = Schema("xen", "invlpg", ("addr", "dropped"))
+PROBE_MMIO = Schema("xen", "probe", ("addr", "gpa", "page"), {"page": "emulated"})
 _EMULATE_IN, _EMULATE_OUT = EMULATE_IN.id, EMULATE_OUT.id
 
 
@@ -60,6 +70,8 @@ def vmx_vmexit_handler(vcpu: Vcpu) -> Any:
         return handle_page_fault(vcpu, c.exit_qualification, c.intr_error_code)
     if reason == EXIT_REASON_VMCALL:
         return hypercalls.dispatch(vcpu)
+    if reason == EXIT_REASON_INVLPG:  # qualification = the linear address
+        return handle_invlpg(vcpu, c.exit_qualification)
     raise ConfigError(f"no handler for VMX exit reason {reason}")
 
 
@@ -76,6 +88,8 @@ def svm_vmexit_handler(vcpu: Vcpu) -> Any:
         return handle_page_fault(vcpu, c.exitinfo2, c.exitinfo1)
     if code == VMEXIT_VMMCALL:
         return hypercalls.dispatch(vcpu)
+    if code == VMEXIT_INVLPG:  # EXITINFO1 = the linear address (decode assists)
+        return handle_invlpg(vcpu, c.exitinfo1)
     raise ConfigError(f"no handler for SVM exit code {code:#x}")
 
 
@@ -87,6 +101,22 @@ def exit_handler(vendor: str) -> Callable[[Vcpu], Any]:
 def pv_hypercall(vcpu: Vcpu) -> Any:
     """The trap a PV guest's hypercall takes (no VM exit: PV guests run without a VMCS)."""
     return hypercalls.dispatch(vcpu)
+
+
+def pv_trap(vcpu: Vcpu, vector: int, error_code: int, address: int) -> Any:
+    """A PV guest's fault, in Xen's own trap handlers. #GP (13): Xen decodes the instruction
+    at RIP and emulates the I/O (or INVLPG) the guest may not do itself, as its
+    ``emulate_privileged_op`` does; #PF (14): the same decision as for a shadow fault."""
+    op = vcpu.instruction
+    if vector == 14:
+        return handle_page_fault(vcpu, address, error_code)
+    if op.__class__ in (In, Out):
+        return handle_pio(vcpu, op.port, op.size, op.__class__ is In)
+    if op.__class__ in (Ins, Outs):
+        return _string_pio(vcpu, op.port, op.size, op.__class__ is Ins)
+    if op.__class__ is Invlpg:
+        return handle_invlpg(vcpu, op.addr)
+    raise ConfigError(f"no PV trap handler for vector {vector} and {op!r}")
 
 
 # -- port I/O ----------------------------------------------------------------------------------
@@ -142,8 +172,17 @@ def _string_pio(vcpu: Vcpu, port: int, size: int, is_in: bool) -> list[int]:
 
 
 # -- shadow page faults ------------------------------------------------------------------------
+def handle_invlpg(vcpu: Vcpu, vaddr: int) -> None:
+    """The guest invalidated the TLB entry of ``vaddr``: drop the shadow entry of that page."""
+    dom = vcpu.domain
+    t = dom.clock.advance(vcpu.machine.costs.decode_ns)
+    dropped = dom.shadow_table.drop(vaddr >> PAGE_SHIFT)
+    dom.record((t, SHADOW_DROP.id, vaddr, dropped))
+
+
 def handle_page_fault(vcpu: Vcpu, vaddr: int, error_code: int) -> Any:
-    """Classify a shadow #PF and act on it; returns the load's value, None, or ``RETRY``."""
+    """Classify a shadow #PF and act on it; returns the load's value, None, ``RETRY``, or
+    ``EMULATED_PAGE`` for the CPU's ``Probe`` of an MMIO page (nothing is emulated then)."""
     machine = vcpu.machine
     dom = vcpu.domain
     op = vcpu.instruction  # the emulator decodes the faulting instruction
@@ -162,6 +201,9 @@ def handle_page_fault(vcpu: Vcpu, vaddr: int, error_code: int) -> Any:
         machine.trace.record((t, SHADOW_FILL.id, vaddr, gpa))
         return RETRY
     # MMIO (or a guest-physical hole nobody answers, which reads as all ones)
+    if op.__class__ is Probe:  # the CPU checks a page of a multi-page access first
+        machine.trace.record((t, PROBE_MMIO.id, vaddr, gpa))
+        return EMULATED_PAGE
     t = machine.clock.advance(machine.costs.emulate_ns)
     region = dom.mmio.find(gpa)
     device = region.name if region else "(none)"

@@ -69,6 +69,11 @@ class ShadowTable:
         self.entries[vpn] = mfn << PAGE_SHIFT | PTE_PRESENT | (PTE_WRITABLE if writable else 0)
         self.gfns[vpn] = gpa >> PAGE_SHIFT
 
+    def drop(self, vpn: int) -> bool:
+        """Drop the entry of virtual page ``vpn`` (INVLPG, or the guest changed its PTE)."""
+        self.gfns.pop(vpn, None)
+        return self.entries.pop(vpn, None) is not None
+
     def maps(self, vaddr: int) -> bool:
         """Is there a shadow entry for ``vaddr``'s page?"""
         return vaddr >> PAGE_SHIFT in self.entries

@@ -25,6 +25,7 @@ class Vcpu(VirtualCpu):
             domain.shadow_table.entries,
             host_rip=hypervisor.exit_handler(domain.vendor),
             hypercall_entry=hypervisor.pv_hypercall,
+            trap_entry=hypervisor.pv_trap,
             paravirtual=domain.kind == "pv",
         )
         super().__init__(domain.machine, control, program, name or domain.name)
