@@ -10,7 +10,7 @@ PORT ?= 8888
 # conftest.py keeps Jupyter, IPython and matplotlib state out of your home during tests.
 TESTENV := PYDEVD_DISABLE_FILE_VALIDATION=1
 
-.PHONY: lab test unit notebooks exercises grade bench slides lint clean
+.PHONY: lab test unit fuzz notebooks exercises grade bench slides lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: $(STAMP)
 ## make unit: only the fast unit tests (no notebooks, no browser)
 unit: $(STAMP)
 	$(TESTENV) $(PY) -m pytest -p no:nbval -q tests --ignore tests/test_browser.py
+
+## make fuzz: a long fuzzing campaign of the core with hostile guests (minutes)
+FUZZ_EXAMPLES ?= 4000
+fuzz: $(STAMP)
+	VMMLIB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -p no:nbval -q tests/test_fuzz.py
 
 ## make notebooks: execute lecture notebooks and solutions, store their outputs
 notebooks: $(STAMP)

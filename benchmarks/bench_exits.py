@@ -118,7 +118,7 @@ def unicorn_exits_per_second() -> float | None:
 
     def measure() -> float:
         m, dom, uart = scenario()
-        vcpu = Vcpu(dom, iter(()))  # its control block and state; Unicorn runs the code
+        vcpu = Vcpu(dom, (op for op in ()))  # its control block and state; Unicorn runs the code
         control, clock, record = vcpu.control, m.clock, m.trace.record
         exit_ns, entry_ns, exit_id = m.costs.vm_exit_ns, m.costs.vm_entry_ns, VMX_IO_EXIT.id
         handler = control.host_rip

@@ -64,6 +64,6 @@ def test_bad_configuration_is_rejected():
         RoundRobin([], 1)
     with pytest.raises(ConfigError):
         RoundRobin(vcpus, 0)
-    other = Vcpu(Machine(16 * MIB).add_domain("x", 4 * MIB), iter(()))
+    other = Vcpu(Machine(16 * MIB).add_domain("x", 4 * MIB), (op for op in ()))
     with pytest.raises(ConfigError):
         RoundRobin([vcpus[0], other], 1)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import GeneralProtection, GuestFault, GuestProgramError
+from ..errors import ConfigError, GeneralProtection, GuestFault, GuestProgramError
 from ..hw.machine import PhysicalMachine
 from ..hw.memory import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
 from ..trace import Schema
@@ -139,6 +139,11 @@ class VirtualCpu:
     def __init__(
         self, machine: PhysicalMachine, control: ControlBlock, program: Guest, name: str
     ) -> None:
+        if not all(callable(getattr(program, m, None)) for m in ("send", "throw")):
+            raise ConfigError(
+                f"a guest program is a generator (call a function that yields operations), "
+                f"not {describe(program)}"
+            )
         self.machine = machine
         self.control = control
         self.name = name

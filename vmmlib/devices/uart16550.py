@@ -150,7 +150,7 @@ def frame_time_ns(lcr: int, divisor: int) -> int:
 
 
 def _check_byte(what: str, value: int) -> None:
-    if not isinstance(value, int) or not 0 <= value <= 0xFF:
+    if value.__class__ is not int or not 0 <= value <= 0xFF:
         raise ConfigError(f"{what} {value!r} is not a byte")
 
 
@@ -262,6 +262,8 @@ class Uart16550:
         """OUT to ``offset`` (0-7): one byte cycle per byte, low byte first."""
         if size != 1 or offset.__class__ is not int or not 0 <= offset < UART_PORTS:
             self._check(offset, size)
+        if value.__class__ is not int:  # registers hold plain ints, never a numpy scalar
+            raise ConfigError(f"{self.name}: a value written is an integer, not {value!r}")
         if self._shift is not None or self._incoming:
             self._advance()
         if size == 1:
@@ -277,9 +279,9 @@ class Uart16550:
             self._update_irq()
 
     def _check(self, offset: int, size: int) -> None:
-        if size not in PORT_SIZES:
+        if size.__class__ is not int or size not in PORT_SIZES:
             raise BadSizeError(f"{self.name}: access size {size!r} is not one of 1, 2, 4 bytes")
-        if not isinstance(offset, int) or not 0 <= offset or offset + size > UART_PORTS:
+        if offset.__class__ is not int or not 0 <= offset or offset + size > UART_PORTS:
             raise BadPortError(
                 f"{self.name}: {size}-byte access at offset {offset!r} is outside ports 0-7"
             )

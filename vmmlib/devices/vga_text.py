@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import BadAddressError
+from ..errors import BadAddressError, BadSizeError, ConfigError
 
 VGA_WINDOW = (0xA0000, 0xBFFFF)
 VGA_WINDOW_BASE = 0xA0000
@@ -37,22 +37,30 @@ class VgaTextBuffer:
         self.size = VGA_WINDOW_BASE + VGA_WINDOW_SIZE - base
         self.vram = np.zeros(TEXT_SIZE, np.uint8)
 
-    def _text_offset(self, offset: int, size: int) -> int | None:
-        if not 0 <= offset <= self.size - size:
-            raise BadAddressError(f"offset {offset:#x} (+{size}) is outside the VGA claim")
-        text = offset + self.base - TEXT_BASE
-        return text if text >= 0 else None
+    def _text_offset(self, offset: int, size: int) -> int:
+        if size.__class__ is not int or size not in (1, 2, 4, 8):
+            raise BadSizeError(f"a VGA access moves 1, 2, 4 or 8 bytes, not {size!r}")
+        if offset.__class__ is not int or not 0 <= offset <= self.size - size:
+            raise BadAddressError(f"offset {offset!r} (+{size}) is outside the VGA claim")
+        return offset + self.base - TEXT_BASE  # negative: below the text buffer
 
     def read(self, offset: int, size: int) -> int:
         text = self._text_offset(offset, size)
-        if text is None:
-            return (1 << (8 * size)) - 1
-        return int.from_bytes(self.vram[text : text + size].tobytes(), "little")
+        if text >= 0:
+            return int.from_bytes(self.vram[text : text + size].tobytes(), "little")
+        value = 0
+        for i in range(size):  # below B8000 nothing is decoded: those bytes float high
+            value |= (0xFF if text + i < 0 else int(self.vram[text + i])) << (8 * i)
+        return value
 
     def write(self, offset: int, size: int, value: int) -> None:
         text = self._text_offset(offset, size)
-        if text is not None:
-            self.vram[text : text + size] = np.frombuffer(value.to_bytes(size, "little"), np.uint8)
+        if value.__class__ is not int or not 0 <= value < 1 << (8 * size):
+            raise ConfigError(f"value {value!r} does not fit in {size} byte(s)")
+        data = value.to_bytes(size, "little")
+        for i in range(size):  # an access straddling B7FFF/B8000 writes only its upper bytes
+            if text + i >= 0:
+                self.vram[text + i] = data[i]
 
     def row(self, r: int) -> str:
         """Row ``r`` of the screen as text (non-printable characters shown as spaces)."""
