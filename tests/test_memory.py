@@ -229,3 +229,17 @@ def test_domain_must_fit_in_machine_memory():
 def test_bad_domain_config(kwargs):
     with pytest.raises(ConfigError):
         Machine(ram=64 * MIB).add_domain("bad", **kwargs)
+
+
+def test_a_shared_page_is_the_frames_own_bytes_allocated_on_first_use():
+
+
+    mem = MachineMemory(16 * PAGE_SIZE)
+    page = mem.page(3)
+    assert page.shape == (PAGE_SIZE,) and not page.any()
+    page[8:12] = [1, 2, 3, 4]  # a write through the view is a write to RAM
+    assert mem.read(3 * PAGE_SIZE + 8, 4) == 0x04030201
+    assert mem.page(3) is page
+    for bad in (-1, 16, 1.0):
+        with pytest.raises(BadAddressError):
+            mem.page(bad)

@@ -32,6 +32,19 @@ class MachineMemory:
         """Number of 4 KiB machine frames."""
         return self.size >> PAGE_SHIFT
 
+    def page(self, frame: int) -> np.ndarray:
+        """The 4096 bytes of machine frame ``frame`` as a writable numpy array (allocated,
+        zeroed, on first use): how a structure shared in a page (a ring, a grant table,
+        shared_info) is read and written in place by every party that maps that frame."""
+        if frame.__class__ is not int or not 0 <= frame < self.frames:
+            raise BadAddressError(
+                f"machine frame {frame!r} is outside RAM (0-{self.frames - 1:#x})"
+            )
+        page = self.pages.get(frame)
+        if page is None:
+            page = self.pages[frame] = np.zeros(PAGE_SIZE, np.uint8)
+        return page
+
     def touched_frames(self) -> list[int]:
         """Machine frame numbers that hold data (sorted)."""
         return sorted(self.pages)
