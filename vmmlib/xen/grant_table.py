@@ -200,7 +200,8 @@ class GuestGrants:
 
     def release_ref(self, ref: int) -> None:
         """Return a revoked reference to the free list."""
-        if ref in self._free or not GNTTAB_NR_RESERVED_ENTRIES <= ref < self.table.nr_entries:
+        if (ref.__class__ is not int or ref in self._free
+                or not GNTTAB_NR_RESERVED_ENTRIES <= ref < self.table.nr_entries):
             raise ConfigError(f"grant ref {ref!r} is not one this guest may release")
         self._free.append(ref)
 
