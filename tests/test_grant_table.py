@@ -418,3 +418,22 @@ def test_setup_clears_the_table_frames():
     dom.write_ram(0x10000, 8, 0x1122334455667701)
     t = GrantTables(m).setup(dom, [0x10])
     assert t.entry(0) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("flags,domid,write,mapping,ok", [
+    (1, 0, True, True, True),
+    (1, 0, False, True, True),
+    (1 | 4, 0, False, True, True),  # read-only grant, read
+    (1 | 4, 0, True, True, False),  # read-only grant, write
+    (1 | 4, 0, True, False, False),
+    (1, 3, False, True, False),  # granted to another domain
+    (0, 0, False, True, False),  # invalid
+    (2, 0, False, True, False),  # accept_transfer
+    (3, 0, False, False, False),  # transitive (a v2 type)
+    (1 | 256, 0, False, True, False),  # sub-page: not mappable ...
+    (1 | 256, 0, True, False, True),  # ... but copyable (v1 ignores the range)
+    (1 | 8 | 16, 0, True, True, True),  # reading/writing are Xen's bookkeeping, not rights
+    (0xFFFF, 0, False, False, False),
+])
+def test_the_v1_permission_rule(flags, domid, write, mapping, ok):
+    assert G.entry_permits(G.GrantEntry(flags, domid, 0x20), 0, write, mapping) is ok

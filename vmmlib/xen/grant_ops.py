@@ -47,13 +47,11 @@ from .grant_table import (
     GNTST_permission_denied,
     GrantCopy,
     GrantTable,
-    GTF_permit_access,
     GTF_reading,
     GTF_readonly,
-    GTF_sub_page,
-    GTF_type_mask,
     GTF_writing,
     MapResult,
+    entry_permits,
     unsigned_field,
 )
 
@@ -126,15 +124,13 @@ class GrantTables:
                     pinned: bool) -> int:
         """_set_status_v1: check the entry (unless already pinned) and set GTF_reading, and
         GTF_writing for a writable use. A map also refuses a GTF_sub_page entry."""
-        flags, entry_domid, _ = table.entry(ref)
-        mask = GTF_type_mask | (GTF_sub_page if mapping else 0)
-        if not pinned and ((flags & mask) != GTF_permit_access or entry_domid != domid):
-            return GNTST_general_error
-        new = flags | GTF_reading
-        if not readonly:
-            if flags & GTF_readonly:
-                return GNTST_general_error  # a write pin of a read-only grant
-            new |= GTF_writing
+        entry = table.entry(ref)
+        if not pinned and not entry_permits(entry, domid, False, mapping):
+            return GNTST_general_error  # not a (mappable) grant to this domain
+        if not readonly and entry.flags & GTF_readonly:
+            return GNTST_general_error  # a write pin of a read-only grant, pinned or not
+        flags = entry.flags
+        new = flags | GTF_reading | (0 if readonly else GTF_writing)
         table.cmpxchg_flags(ref, flags, new)  # nobody races us in a single-threaded model
         return GNTST_okay
 

@@ -100,6 +100,16 @@ class GrantEntry(NamedTuple):
     frame: int
 
 
+def entry_permits(entry: GrantEntry, domid: int, write: bool, mapping: bool = True) -> bool:
+    """The v1 rule Xen applies to an entry nobody has pinned yet: may ``domid`` use it, for
+    writing if ``write``? The type must be GTF_permit_access (and, for a map, without
+    GTF_sub_page: a sub-page grant is copy-only), the entry must name ``domid``, and a write
+    needs GTF_readonly clear (xen/common/grant_table.c ``_set_status_v1``)."""
+    mask = GTF_type_mask | (GTF_sub_page if mapping else 0)
+    return (entry.flags & mask == GTF_permit_access and entry.domid == domid
+            and not (write and entry.flags & GTF_readonly))
+
+
 class MapResult(NamedTuple):
     """The OUT fields of ``struct gnttab_map_grant_ref`` (handle, address only if okay)."""
 
