@@ -410,6 +410,9 @@ def test_table_setup_errors():
     assert t.nr_entries == 1024 and w.gt.table(w.other.domid) is t
     with pytest.raises(ConfigError):
         t.entry(1024)
+    for field, value in (("pad", 0), ("flags", 1 << 16), ("frame", -1), ("domid", 1.0)):
+        with pytest.raises(ConfigError):
+            t.write(8, field, value)
 
 
 def test_setup_clears_the_table_frames():

@@ -178,8 +178,10 @@ class GrantTable:
         raw = self._raw(ref)
         if field == "frame":
             raw[4:].view("<u4")[0] = unsigned_field(value, 32, "frame")
+        elif field in ("flags", "domid"):
+            raw.view("<u2")[field == "domid"] = unsigned_field(value, 16, field)
         else:
-            raw.view("<u2")[("flags", "domid").index(field)] = unsigned_field(value, 16, field)
+            raise ConfigError(f"a v1 grant entry has flags, domid and frame, not {field!r}")
 
     def cmpxchg_flags(self, ref: int, expected: int, new: int) -> int:
         """Atomic compare-and-swap of the flags: store ``new`` if they equal ``expected``;
