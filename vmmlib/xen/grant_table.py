@@ -179,7 +179,7 @@ class GrantTable:
         if field == "frame":
             raw[4:].view("<u4")[0] = unsigned_field(value, 32, "frame")
         elif field in ("flags", "domid"):
-            raw.view("<u2")[field == "domid"] = unsigned_field(value, 16, field)
+            raw.view("<u2")[1 if field == "domid" else 0] = unsigned_field(value, 16, field)
         else:
             raise ConfigError(f"a v1 grant entry has flags, domid and frame, not {field!r}")
 
