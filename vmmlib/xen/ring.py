@@ -244,8 +244,9 @@ class BackRing:
 
     * it reads req_prod once per batch and refuses a producer that claims more outstanding
       requests than the ring holds (RING_REQUEST_PROD_OVERFLOW) — then, as Linux blkback's
-      ``__do_block_io_op``, it reports "bogus ring requests" in ``halted`` and stops serving
-      this ring for good;
+      ``__do_block_io_op`` (drivers/block/xen-blkback/blkback.c; mainline returns -EACCES
+      and its kthread waits for shutdown: older trees such as bb642e83 lack the check), it
+      reports "bogus ring requests" in ``halted`` and stops serving this ring for good;
     * it never consumes past the responses it still owes (RING_REQUEST_CONS_OVERFLOW);
     * it copies each request into private memory before anyone looks at it, so a front end
       rewriting the slot afterwards changes nothing (no double fetch).
