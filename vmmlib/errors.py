@@ -67,3 +67,13 @@ class GeneralProtection(GuestFault):
         self.address = address
         self.error_code = error_code
         super().__init__(f"#GP at {address:#x}, error code {error_code:#x}")
+
+
+class Halted(GuestFault):
+    """The vCPU executed HLT and nothing is left that could ever interrupt it: the model
+    ends the guest there (a real CPU would sleep forever)."""
+
+
+class DomainCrash(VmmError):
+    """Xen crashed the domain (e.g. its device model broke the ioreq protocol, or answered
+    with a request no device can take): every vCPU of it stops, with this reason."""

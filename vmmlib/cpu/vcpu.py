@@ -37,26 +37,37 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import ConfigError, GeneralProtection, GuestFault, GuestProgramError
+from ..errors import (
+    ConfigError,
+    DomainCrash,
+    GeneralProtection,
+    GuestFault,
+    GuestProgramError,
+)
 from ..hw.machine import PhysicalMachine
 from ..hw.memory import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
 from ..trace import Schema
 from .exits import (
     EXIT_REASON_EXCEPTION_NMI,
+    EXIT_REASON_HLT,
     EXIT_REASON_INVLPG,
     EXIT_REASON_IO_INSTRUCTION,
     EXIT_REASON_VMCALL,
     HYPERCALL_ENTRY,
+    INTERRUPT_ENTRY,
     PV_GP_TRAP,
     PV_PF_TRAP,
+    SVM_HLT_EXIT,
     SVM_INVLPG_EXIT,
     SVM_IO_EXIT,
     SVM_PF_EXIT,
     SVM_VMMCALL_EXIT,
     VMEXIT_EXCEPTION_PF,
+    VMEXIT_HLT,
     VMEXIT_INVLPG,
     VMEXIT_IOIO,
     VMEXIT_VMMCALL,
+    VMX_HLT_EXIT,
     VMX_INVLPG_EXIT,
     VMX_IO_EXIT,
     VMX_PF_EXIT,
@@ -70,6 +81,7 @@ from .exits import (
 from .ops import (
     ADDRESS_LIMIT,
     Guest,
+    Hlt,
     Hypercall,
     In,
     Ins,
@@ -88,7 +100,7 @@ from .vmcs import EMULATED_PAGE, RETRY, ControlBlock, Probe
 #: a MOV to or from memory, REP MOVSB, INVLPG (0F 01 /7), VMCALL (0F 01 C1).
 INSN_LEN = {
     In: 1, Out: 1, Ins: 2, Outs: 2, Load: 3, Store: 3, StoreBlock: 2, LoadBlock: 2,
-    Invlpg: 3, Hypercall: 3,
+    Invlpg: 3, Hlt: 1, Hypercall: 3,
 }
 
 #: How many bytes of a REP INS/OUTS the hypervisor moves per exit: one page of the memory
@@ -154,8 +166,9 @@ class VirtualCpu:
         # PV guest's trapped instruction (for a VM exit on IN/OUT the handler decodes the exit
         # qualification instead)
         self.instruction: Any = None
-        self.string_buffer: list[int] = []  # the memory operand of INS/OUTS
-        self.string_count = 0  # RCX for REP INS/OUTS
+        self.string_buffer: list[int] = []  # INS/OUTS elements the program itself keeps
+        self.string_count = 0  # RCX for REP INS/OUTS (this exit's part)
+        self.string_address: int | None = None  # RDI/RSI: the memory operand, if any
         self.done = False
         self.crashed: BaseException | None = None
         self.result: Any = None
@@ -212,6 +225,7 @@ class VirtualCpu:
         intercepts, host_rip, send = control.io_intercepts, control.host_rip, self.program.send
         mode, exit_ns, entry_ns = self._mode, self._exit_ns, self._entry_ns
         vmx_io, svm_io = VMX_IO_EXIT.id, SVM_IO_EXIT.id
+        alarms = clock.alarms
         op = self._pending
         ok = 0
         try:
@@ -253,6 +267,8 @@ class VirtualCpu:
                         if not is_in:
                             result = None
                     else:
+                        if alarms and alarms[0][0] <= clock.now:  # an alarm's time has come
+                            clock.fire_due()  # (an IN/OUT that has to wait runs them itself)
                         execute = _EXECUTE.get(cls)
                         if execute is None:
                             self._crash(GuestProgramError(
@@ -261,6 +277,9 @@ class VirtualCpu:
                         self.rip += INSN_LEN[cls]
                         self.instruction = op
                         result = execute(self, op)
+                except DomainCrash as crash:  # Xen stopped the whole domain: nothing to deliver
+                    self._crash(crash)
+                    return ok
                 except GuestFault as fault:  # delivered into the guest, as the CPU would
                     ok += 1
                     if not self._resume(fault, throw=True):
@@ -315,23 +334,29 @@ class VirtualCpu:
 
     # -- port I/O ----------------------------------------------------------------------------
     def _string_io(self, op: Ins | Outs) -> Any:
-        """(REP) INS/OUTS: the hypervisor emulates at most one page of elements per exit
-        (as Xen's emulator clips the repetitions to the memory operand's page and re-runs the
-        instruction for the rest), so a long REP takes several exits, never an unbounded one."""
+        """(REP) INS/OUTS. The hypervisor emulates at most one page of the memory operand per
+        exit (as Xen's emulator clips the repetitions to the page and re-runs the instruction
+        for the rest), so a long REP takes several exits, never an unbounded one."""
         is_in = op.__class__ is Ins
         if not self.control.io_intercepts.exit_lookup[op.size][op.port]:
-            return self._direct_io(op, is_in, True)
+            return self._direct_string_io(op, is_in)
         if self._mode == PV:
             return self._pv_trap_io(op, is_in)
         acc = PortAccess.unchecked(op.port, op.size, is_in, True, op.rep)
         control = self.control
-        per_exit = REP_BYTES_PER_EXIT // op.size
-        values = None if is_in else list(op.values)
+        values = None if is_in or op.addr is not None else list(op.values)
         done: list[int] = []
-        for first in range(0, op.count, per_exit):
-            self.string_count = min(per_exit, op.count - first)
-            if not is_in:
-                self.string_buffer = values[first : first + self.string_count]
+        first = 0
+        while first < op.count:
+            if op.addr is None:
+                n = min(REP_BYTES_PER_EXIT // op.size, op.count - first)
+            else:  # up to the end of the memory operand's page (at least one element)
+                at = op.addr + first * op.size
+                n = max(1, min((PAGE_SIZE - (at & PAGE_MASK)) // op.size, op.count - first))
+            self.string_count = n
+            self.string_address = None if op.addr is None else op.addr + first * op.size
+            if values is not None:
+                self.string_buffer = values[first : first + n]
             if self._mode == VMX:
                 control.exit_reason = EXIT_REASON_IO_INSTRUCTION
                 control.exit_qualification = q = vmx_io_qualification(acc)
@@ -345,7 +370,24 @@ class VirtualCpu:
             self._clock.now += self._entry_ns
             if is_in:
                 done += self.string_buffer
+            first += n
         return done if is_in else None
+
+    def _direct_string_io(self, op: Ins | Outs, is_in: bool) -> Any:
+        """A REP INS/OUTS on a port the domain owns: no exit; with a memory operand the CPU
+        moves the bytes through its own page tables, as a block move does."""
+        if op.addr is None:
+            return self._direct_io(op, is_in, True)
+        size = op.size
+        if is_in:
+            values = self._direct_io(Ins(op.port, size, op.count), True, True)
+            data = b"".join(v.to_bytes(size, "little") for v in values)
+            self._block(StoreBlock(op.addr, data))
+            return values
+        data = self._block(LoadBlock(op.addr, op.count * size))
+        values = [int.from_bytes(data[i : i + size], "little") for i in range(0, len(data), size)]
+        self._direct_io(Outs(op.port, size, values), False, True)
+        return None
 
     def _pv_trap_io(self, op: Any, is_in: bool) -> Any:
         """A PV guest may not execute IN/OUT on a port Xen has not granted it: #GP, which
@@ -353,13 +395,16 @@ class VirtualCpu:
         self.instruction = op
         if op.__class__ in (Ins, Outs):
             self.string_count = op.count
-            self.string_buffer = [] if is_in else list(op.values)
+            self.string_address = op.addr
+            self.string_buffer = [] if is_in or op.addr is not None else list(op.values)
         elif not is_in:
             self.rax = op.value
         t = self._clock.advance(self._exit_ns)
         self._record((t, PV_GP_TRAP.id, self.rip))
         result = self.control.trap_entry(self, 13, 0, 0)
         self._clock.now += self._entry_ns
+        if op.__class__ is Ins:
+            return self.string_buffer
         return result
 
     def _direct_io(self, op: Any, is_in: bool, string: bool) -> Any:
@@ -526,6 +571,27 @@ class VirtualCpu:
             control.host_rip(self)
         self._clock.now += self._entry_ns
 
+    # -- halting ------------------------------------------------------------------------------
+    def _hlt(self, op: Hlt) -> int:
+        """HLT exits (Xen blocks the vCPU until an interrupt is pending); at the VM entry that
+        ends it the interrupt is delivered, and the guest gets its vector."""
+        control = self.control
+        if self._mode == PV:  # a privileged instruction: #GP into Xen, which blocks the vCPU
+            t = self._clock.advance(self._exit_ns)
+            self._record((t, PV_GP_TRAP.id, self.rip))
+            vector = control.trap_entry(self, 13, 0, 0)
+        else:
+            if self._mode == VMX:
+                control.exit_reason, control.instruction_len = EXIT_REASON_HLT, 1
+                self._exit((VMX_HLT_EXIT.id,))
+            else:
+                control.exitcode = VMEXIT_HLT
+                self._exit((SVM_HLT_EXIT.id,))
+            vector = control.host_rip(self)
+        t = self._clock.advance(self._entry_ns)
+        self._record((t, INTERRUPT_ENTRY.id, vector))
+        return vector
+
     # -- hypercalls -----------------------------------------------------------------------------
     def _hypercall(self, op: Hypercall) -> Any:
         control = self.control
@@ -551,5 +617,6 @@ _EXECUTE = {  # IN and OUT are executed inline by VirtualCpu._run
     StoreBlock: VirtualCpu._block,
     LoadBlock: VirtualCpu._block,
     Invlpg: VirtualCpu._invlpg,
+    Hlt: VirtualCpu._hlt,
     Hypercall: VirtualCpu._hypercall,
 }
