@@ -26,6 +26,7 @@ _LAZY = {
         "render_last_exit",
         "html_to_text",
     ),
+    "swimlane": ("plot_swimlanes", "swimlane_data", "LANES"),
     "palette": ("ROLES", "OKABE_ITO", "device_colour", "exit_colour", "event_colour"),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}

@@ -75,6 +75,19 @@ EVENT_COLOURS: dict[str, str] = {
     "inject": _C["black"],
     "halt": GREY,
     "crash": _C["black"],
+    # chapter 02-03: requests to dom0 and back
+    "ioreq": _C["reddish_purple"],
+    "ioreq-done": _C["reddish_purple"],
+    "bufioreq": _C["yellow"],
+    "evtchn": _C["orange"],
+    "upcall": _C["bluish_green"],
+    "take": _C["sky_blue"],
+    "access": _C["blue"],  # a disk backend's read or write
+    "set-irq": _C["vermillion"],
+    "irq": _C["vermillion"],
+    "block": GREY,
+    "entry": _C["bluish_green"],
+    "trap": _C["orange"],
 }
 
 #: Devices the course names, so COM1 looks the same in every chapter.

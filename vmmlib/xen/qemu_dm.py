@@ -46,6 +46,7 @@ BUF_HANDLE = Schema(ACTOR, "bufioreq", ("device", "addr", "size", "data"))
 BAD = Schema(ACTOR, "bad-ioreq", ("reason",))
 IRQ = Schema(ACTOR, "set-irq", ("irq", "level"))
 DISK = Schema("disk", "access", ("backend", "op", "lba", "count", "latency_ns"))
+DISK_DONE = Schema("disk", "done", ("backend", "op", "lba", "count"))
 
 
 class QemuDm:
@@ -181,10 +182,16 @@ class QemuDm:
             self.guest.vpic.set_irq(irq, level)
 
     def _disk_row(self, event: dict) -> None:
+        """The IDE model asked its backend for sectors: a row now, and one when it is done."""
         machine = self.machine
-        machine.trace.record((machine.clock.now, DISK.id, event.get("backend", "?"),
-                              event.get("op", "?"), event.get("lba", -1), event.get("count", 0),
-                              event.get("latency_ns", 0)))
+        fields = (event.get("backend", "?"), event.get("op", "?"), event.get("lba", -1),
+                  event.get("count", 0))
+        latency = event.get("latency_ns", 0)
+        machine.trace.record((machine.clock.now, DISK.id, *fields, latency))
+        if latency:
+            done = machine.clock.now + latency
+            machine.clock.call_at(done, lambda: machine.trace.record((done, DISK_DONE.id,
+                                                                      *fields)))
 
     def _schedule_devices(self) -> None:
         """Set an alarm for when a device next changes by itself (a transfer ends, an
