@@ -34,7 +34,7 @@ from ..xen.vcpu import Vcpu
 GUEST_RAM = DOM0_RAM = 256 * MIB
 DISK_SECTORS = 8192  # a 4 MiB disk
 IDE_BASE, IDE_CTRL, IDE_IRQ = PRIMARY
-SECTOR_BUFFER = 0x10000  # where the guest kernel keeps the sector it reads (guest-physical)
+SECTOR_BUFFER = 0x100000  # where the guest kernel keeps what it reads: above the 640K-1M hole
 BACKENDS = ("memory", "file", "local disk", "network storage")
 
 

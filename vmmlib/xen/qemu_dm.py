@@ -133,13 +133,18 @@ class QemuDm:
                 return bus.read(req.addr, req.size)
             bus.write(req.addr, req.size, req.data & ((1 << (8 * req.size)) - 1))
             return req.data
-        step = -req.size if req.df else req.size
-        for i in range(req.count):
-            gpa = req.data + i * step
-            if req.dir == IOREQ_READ:  # device → guest memory
-                self.guest.write_ram(gpa, req.size, bus.read(req.addr, req.size))
-            else:
-                bus.write(req.addr, req.size, self.guest.read_ram(gpa, req.size))
+        size, count = req.size, req.count
+        low = req.data - (count - 1) * size if req.df else req.data  # DF=1: the buffer grows down
+        if req.dir == IOREQ_READ:  # device → guest memory, through dom0's map of it
+            elements = [bus.read(req.addr, size).to_bytes(size, "little") for _ in range(count)]
+            if req.df:
+                elements.reverse()
+            self.guest.write_bytes(low, b"".join(elements))
+        else:
+            data = self.guest.read_bytes(low, count * size)
+            order = range(count - 1, -1, -1) if req.df else range(count)
+            for i in order:
+                bus.write(req.addr, size, int.from_bytes(data[i * size : (i + 1) * size], "little"))
         return req.data
 
     def drain_buffered(self) -> None:
