@@ -10,8 +10,9 @@ performs it (directly, or by exiting to the hypervisor) and sends the result bac
             yield Out(port, 1, ch)                      # write THR
 
 Drivers compose with ``yield from``. The operations mirror x86 instructions: IN/OUT,
-INS/OUTS with a REP prefix, MOV to/from memory, a block move (REP MOVSB between a buffer and
-memory), INVLPG, and a hypercall (VMCALL, or the PV trap) whose arguments are register values.
+INS/OUTS with a REP prefix, MOV to/from memory, the atomic XCHG and LOCK CMPXCHG, a block move
+(REP MOVSB between a buffer and memory), HLT, INVLPG, and a hypercall (VMCALL, or the PV trap)
+whose arguments are register values.
 
 **Plain values only.** An operation is immutable (a tuple) and holds built-in values: every
 field is normalised when the operation is built — an ``int`` subclass or a numpy integer
@@ -301,6 +302,41 @@ class Store(_Op, _StoreFields):
     def __new__(cls, addr: int, size: int, value: int) -> Store:
         addr, size = _address(addr, size)
         return tuple.__new__(cls, (addr, size, _value(value, size)))
+
+
+class _XchgFields(NamedTuple):
+    addr: int
+    size: int
+    value: int
+
+
+class Xchg(_Op, _XchgFields):
+    """XCHG with memory (locked by the CPU): write ``value`` at ``addr`` and send back what was
+    there, in one indivisible step (Linux takes the event selector with it)."""
+
+    __slots__ = ()
+
+    def __new__(cls, addr: int, size: int, value: int) -> Xchg:
+        addr, size = _address(addr, size)
+        return tuple.__new__(cls, (addr, size, _value(value, size)))
+
+
+class _CmpxchgFields(NamedTuple):
+    addr: int
+    size: int
+    expected: int
+    value: int
+
+
+class Cmpxchg(_Op, _CmpxchgFields):
+    """LOCK CMPXCHG: if the ``size`` bytes at ``addr`` hold ``expected``, write ``value``; in one
+    indivisible step. Sends back the old contents (equal to ``expected``: it was swapped)."""
+
+    __slots__ = ()
+
+    def __new__(cls, addr: int, size: int, expected: int, value: int) -> Cmpxchg:
+        addr, size = _address(addr, size)
+        return tuple.__new__(cls, (addr, size, _value(expected, size), _value(value, size)))
 
 
 class _StoreBlockFields(NamedTuple):

@@ -80,6 +80,7 @@ from .exits import (
 )
 from .ops import (
     ADDRESS_LIMIT,
+    Cmpxchg,
     Guest,
     Hlt,
     Hypercall,
@@ -92,15 +93,16 @@ from .ops import (
     Outs,
     Store,
     StoreBlock,
+    Xchg,
 )
 from .paging import PTE_FRAME_MASK, PTE_WRITABLE
 from .vmcs import EMULATED_PAGE, RETRY, ControlBlock, Probe
 
 #: Nominal instruction lengths (bytes) for RIP bookkeeping: IN/OUT with DX, REP INS/OUTS,
-#: a MOV to or from memory, REP MOVSB, INVLPG (0F 01 /7), VMCALL (0F 01 C1).
+#: a MOV to or from memory, XCHG, LOCK CMPXCHG, REP MOVSB, INVLPG (0F 01 /7), VMCALL (0F 01 C1).
 INSN_LEN = {
-    In: 1, Out: 1, Ins: 2, Outs: 2, Load: 3, Store: 3, StoreBlock: 2, LoadBlock: 2,
-    Invlpg: 3, Hlt: 1, Hypercall: 3,
+    In: 1, Out: 1, Ins: 2, Outs: 2, Load: 3, Store: 3, Xchg: 3, Cmpxchg: 4, StoreBlock: 2,
+    LoadBlock: 2, Invlpg: 3, Hlt: 1, Hypercall: 3,
 }
 
 #: How many bytes of a REP INS/OUTS the hypervisor moves per exit: one page of the memory
@@ -524,6 +526,21 @@ class VirtualCpu:
                 value |= self._memory(Load(addr + i, 1)) << (8 * i)
         return None if write else value
 
+    def _atomic(self, op: Xchg | Cmpxchg) -> int:
+        """XCHG / LOCK CMPXCHG: a read and a write that nothing can come between (alarms only
+        fire between operations). The CPU asks for write access first, so a read-only page
+        faults before anything is read, even when the compare fails; sends back the old value."""
+        addr, size = op.addr, op.size
+        self._check_canonical(addr, size)
+        self._probe(addr, True)
+        if (addr & PAGE_MASK) + size > PAGE_SIZE:  # a split lock: both pages, first
+            self._probe(addr + PAGE_SIZE - (addr & PAGE_MASK), True)
+        old = self._memory(Load(addr, size))
+        if op.__class__ is Xchg or old == op.expected:
+            self._memory(Store(addr, size, op.value))
+        self.instruction = op
+        return old
+
     def _block(self, op: StoreBlock | LoadBlock) -> Any:
         """REP MOVSB between a buffer and memory, a page at a time. Like the real instruction
         it can fault part-way (the pages before the fault are done)."""
@@ -614,6 +631,8 @@ _EXECUTE = {  # IN and OUT are executed inline by VirtualCpu._run
     Outs: VirtualCpu._string_io,
     Load: VirtualCpu._memory,
     Store: VirtualCpu._memory,
+    Xchg: VirtualCpu._atomic,
+    Cmpxchg: VirtualCpu._atomic,
     StoreBlock: VirtualCpu._block,
     LoadBlock: VirtualCpu._block,
     Invlpg: VirtualCpu._invlpg,

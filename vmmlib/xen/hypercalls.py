@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ..cpu.ops import REGISTER_MASK
 from ..trace import Schema
+from .errno import E2BIG, EFAULT, EINVAL, ENOSYS, EPERM  # noqa: F401 - EINVAL re-exported
 
 if TYPE_CHECKING:
     from .vcpu import Vcpu
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 HYPERVISOR_console_io = 18
 CONSOLEIO_write = 0
 CONSOLEIO_read = 1
-EPERM, EFAULT, EINVAL, E2BIG, ENOSYS = 1, 14, 22, 7, 38
 INT_MAX = (1 << 31) - 1
 HYPERCALL_NAMES = {HYPERVISOR_console_io: "console_io"}
 
