@@ -22,8 +22,20 @@ import json
 import random
 
 import vmmlib
-from vmmlib import MIB, Hypercall, In, Ins, Load, Machine, Out, Outs, PageFault, PageTable, Store
-from vmmlib import Vcpu
+from vmmlib import (
+    MIB,
+    Hypercall,
+    In,
+    Ins,
+    Load,
+    Machine,
+    Out,
+    Outs,
+    PageFault,
+    PageTable,
+    Store,
+    Vcpu,
+)
 
 
 def _module(*names: str):
@@ -97,7 +109,8 @@ def _pv_guest(rng: random.Random, n: int):
     for _ in range(n):
         r = rng.random()
         if r < 0.5:
-            yield Hypercall(18, (0, bytes(rng.randrange(32, 127) for _ in range(rng.randrange(12)))))
+            text = bytes(rng.randrange(32, 127) for _ in range(rng.randrange(12)))
+            yield Hypercall(18, (0, text))
         elif r < 0.6:
             yield Hypercall(rng.choice((18, 99)), (7,))  # unknown command / hypercall
         else:
