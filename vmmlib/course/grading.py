@@ -40,12 +40,13 @@ So a student can still make a check *fail* (by printing a wrong answer), but can
 pass by computing the right answers: by solving the question.
 
 Fairness: each question is graded in isolation. If a cell crashes the kernel or times out,
-the checks after it are graded again in a fresh kernel without that cell (a crash is reported
-with its signal, a timeout as a timeout), and so on; how the notebook is assembled from the
-student's cells is :mod:`vmmlib.course.merge`. Submissions are only read; everything the
-grader writes goes into the output folder: ``grades.csv``, ``feedback/<student>/<notebook>.md``,
-``summary.csv``, ``summary.md`` (:mod:`vmmlib.course.reports`) and ``merged/`` (the graded
-notebooks, with the expected answers, for the instructor to inspect).
+the cells after it run in a fresh kernel in which the cells before them ran again, without the
+failed one (a crash is reported with its signal, a timeout as a timeout); how the notebook is
+assembled from the student's cells is :mod:`vmmlib.course.merge`. Submissions are only read;
+everything the grader writes goes into the output folder: ``grades.csv``,
+``feedback/<student>/<notebook>.md``, ``summary.csv``, ``summary.md``
+(:mod:`vmmlib.course.reports`) and ``merged/`` (the graded notebooks, with the expected
+answers, for the instructor to inspect).
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ def load_exercise(path: Path) -> Exercise:
 
 def graded_notebook(merged: NotebookNode, exercise: Exercise, skip: set[int]) -> NotebookNode:
     """The notebook nbval runs: outputs cleared, each check cell holding the expected
-    answers (compared by nbval), the code cells numbered in ``skip`` not run."""
+    answers (compared by nbval), the code cells numbered in ``skip`` tagged not to run."""
     notebook = copy.deepcopy(merged)
     labels = {check.cell_id: check.label for check in exercise.checks}
     code_index = 0
@@ -303,7 +304,7 @@ def grade(exercises_dir: Path, submissions_dir: Path, out_dir: Path, *,
     ``sandbox`` the kernels run unconfined (``--unsafe-no-sandbox``): trusted work only.
     """
     from .reports import write_reports
-    from .rounds import grade_pairs
+    from .runs import grade_pairs
 
     if jobs is not None and jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")

@@ -1,20 +1,23 @@
 """The pytest plugin of a grading run: nbval, with sandboxed kernels and recorded verdicts.
 
-Loaded by :mod:`vmmlib.course.nbval_runner` into one pytest process that grades many merged
+Loaded by :mod:`vmmlib.course.nbval_runner` into one pytest process that grades many graded
 notebooks, one after the other, each in a fresh sandboxed kernel. nbval still does the work,
 cell by cell: :class:`GradedNotebook` and :class:`GradedCell` are nbval's own file and cell
-items with three changes:
+items with four changes:
 
 * the kernel is a :class:`~vmmlib.course.kernel.SandboxedKernel`;
 * a check cell's outputs are compared after dropping everything but the check's emission (a
   ``display_data`` whose metadata names the check): a student's debug print, a warning or a
   background thread's output in that cell is not the check's answer and never costs points;
 * only the course's metadata decides what nbval compares or skips; the ``# NBVAL_...``
-  comments nbval would read from a cell's source (which the student wrote) are ignored.
+  comments nbval would read from a cell's source (which the student wrote) are ignored;
+* each question is graded in isolation: after a cell that crashes the kernel or times out,
+  the next cell gets a fresh kernel in which the code cells before it have run again, except
+  the checks and every cell that crashed or timed out (:meth:`GradedNotebook.revive`).
 
 Each cell's outcome is written, as it happens, to the notebook's results file (JSON): status
 ``passed``, ``differ`` (outputs differ), ``error`` (an exception), ``timeout``, ``crash``
-(the kernel died), ``dead`` (the kernel was gone before the cell) or ``skipped``.
+(the kernel died), ``dead`` (no kernel could be started) or ``skipped``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import resource
 from collections import defaultdict
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import nbformat
@@ -35,6 +39,9 @@ from .kernel import KernelDied, SandboxedKernel
 from .sandbox import Limits
 
 PLAN_OPTION = "--vmmlib-plan"
+#: How long nbval waits for a cell's last outputs once the kernel has replied (nbval: 5 s).
+OUTPUT_TIMEOUT = 3.0
+FATAL = ("timeout", "crash", "dead")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -87,9 +94,15 @@ class GradedNotebook(IPyNbFile):
         self.compare_outputs = False  # only cells tagged nbval-check-output are compared
         self.job = job
         self.results: dict[str, Any] = {"cells": {}, "problem": "", "peak_kib": 0}
-        self.start_problem = ""
+        self.kernel: SandboxedKernel | None = None
+        self.code_cells: list[GradedCell] = []
+        self.failed: set[int] = set()  # cells that crashed the kernel or timed out
+        self.needs_fresh_kernel = False
 
     def setup(self) -> None:
+        self.start_kernel()
+
+    def start_kernel(self) -> None:
         plan = self.config._vmmlib_plan  # type: ignore[attr-defined]
         try:
             self.kernel = SandboxedKernel(
@@ -98,9 +111,49 @@ class GradedNotebook(IPyNbFile):
                 startup_timeout=self.config.option.nbval_kernel_startup_timeout)
         except Exception as error:  # recorded for every cell; grading goes on
             self.kernel = None
-            self.start_problem = str(error)
-            self.results["problem"] = self.start_problem
+            self.results["problem"] = str(error)
+        self.timed_out = False
         self.save()
+
+    def stop_kernel(self) -> None:
+        kernel, self.kernel = self.kernel, None
+        if kernel is not None:
+            try:
+                if kernel.is_alive():
+                    kernel.stop()
+            finally:
+                self.results["peak_kib"] = max(self.results["peak_kib"], kernel.peak_kib)
+                kernel.cleanup()
+
+    def revive(self, before: int) -> None:
+        """A fresh kernel in which the code cells before cell ``before`` have run again,
+        except the checks, the skipped cells and the cells that crashed or timed out (a
+        cell failing again now joins those, and the replay starts over)."""
+        while True:
+            self.stop_kernel()
+            self.start_kernel()
+            if self.kernel is None:
+                return
+            for item in self.code_cells[:before]:
+                if (item.cell_num in self.failed or item.options["skip"]
+                        or "check" in item.cell.metadata.get("tags", [])):
+                    continue
+                if not self._replay(item):
+                    self.failed.add(item.cell_num)
+                    break
+            else:
+                return
+
+    def _replay(self, item: GradedCell) -> bool:
+        """Run a cell again, its outputs unread; False if it crashed or timed out."""
+        kernel = self.kernel
+        try:
+            msg_id = kernel.execute_cell_input(item.cell.source, allow_stdin=False)
+            kernel.await_reply(msg_id, timeout=self.config.option.nbval_cell_timeout)
+            kernel.await_idle(msg_id, OUTPUT_TIMEOUT)
+        except (KernelDied, Empty):
+            return False
+        return True
 
     def collect(self):  # noqa: ANN201 (pytest's generator of items)
         self.nb = nbformat.read(str(self.fspath), as_version=4)
@@ -110,8 +163,10 @@ class GradedNotebook(IPyNbFile):
                 continue
             options = defaultdict(bool, find_metadata_tags(cell.metadata))
             options.setdefault("check", False)
-            yield GradedCell.from_parent(self, name=f"Cell {number}", cell_num=number, cell=cell,
-                                         options=options)
+            item = GradedCell.from_parent(self, name=f"Cell {number}", cell_num=number,
+                                          cell=cell, options=options)
+            self.code_cells.append(item)
+            yield item
             number += 1
 
     def record(self, number: int, outcome: dict[str, Any]) -> None:
@@ -122,19 +177,17 @@ class GradedNotebook(IPyNbFile):
         _write_json(Path(self.job["results"]), self.results)
 
     def teardown(self) -> None:
-        kernel = self.kernel
-        if isinstance(kernel, SandboxedKernel):
-            try:
-                if kernel.is_alive():
-                    kernel.stop()
-            finally:
-                self.results["peak_kib"] = kernel.peak_kib
-                kernel.cleanup()
+        self.stop_kernel()
         self.save()
 
 
 class GradedCell(IPyNbCell):
     """nbval's cell item; records its outcome and compares a check's emission only."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.output_timeout = OUTPUT_TIMEOUT
+        self.emissions: list[Any] = []
 
     def compare_outputs(self, test: list, ref: list, skip_compare: Any = None) -> bool:
         label = self.cell.metadata.get("check_id")
@@ -144,15 +197,16 @@ class GradedCell(IPyNbCell):
 
     def runtest(self) -> None:
         parent: GradedNotebook = self.parent  # type: ignore[assignment]
-        self.emissions: list[Any] = []
-        kernel = parent.kernel
-        if kernel is None:
-            parent.record(self.cell_num, {"status": "dead", "detail": parent.start_problem})
-            raise RuntimeError(parent.start_problem)
         if self.options["skip"]:
             parent.record(self.cell_num, {"status": "skipped"})
             pytest.skip()
-        timed_out_before = parent.timed_out
+        if parent.needs_fresh_kernel:
+            parent.needs_fresh_kernel = False
+            parent.revive(self.cell_num)
+        kernel = parent.kernel
+        if kernel is None:
+            parent.record(self.cell_num, {"status": "dead", "detail": parent.results["problem"]})
+            raise RuntimeError(parent.results["problem"])
         outcome: dict[str, Any] = {"status": "passed"}
         try:
             super().runtest()
@@ -160,21 +214,25 @@ class GradedCell(IPyNbCell):
             outcome = {"status": "crash", "detail": died.how}
             raise
         except NbCellError as error:
-            if parent.timed_out and not timed_out_before:
+            if parent.timed_out:
                 outcome = {"status": "timeout"}
             elif "outputs differ" in str(error):
                 outcome = {"status": "differ"}
             else:
                 outcome = {"status": "error"}
             raise
-        except RuntimeError as error:
-            dead = "Kernel dead" in str(error)
-            outcome = {"status": "dead" if dead else "error", "detail": str(error)[:500]}
+        except RuntimeError as error:  # nbval: "Kernel dead on test start", idle timeouts
+            outcome = {"status": "crash" if not kernel.is_alive() else "error",
+                       "detail": str(error)[:500]}
             raise
         finally:
-            if isinstance(kernel, SandboxedKernel):
-                if kernel.cell.error and "detail" not in outcome:
-                    outcome["detail"] = kernel.cell.error
-                outcome["cut"] = kernel.cell.cut
+            if kernel.cell.error and "detail" not in outcome:
+                outcome["detail"] = kernel.cell.error
+            outcome["cut"] = kernel.cell.cut
+            if kernel.cell.refused:
+                outcome["refused"] = True
             outcome["emissions"] = [text for text in self.emissions if isinstance(text, str)]
+            if outcome["status"] in FATAL:
+                parent.failed.add(self.cell_num)
+                parent.needs_fresh_kernel = True
             parent.record(self.cell_num, outcome)

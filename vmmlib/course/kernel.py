@@ -78,8 +78,20 @@ class CappedClient(BlockingKernelClient):
         sock = self.context.socket(zmq.SUB)
         sock.linger = 1000
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)  # before connecting, so it applies
+        # ZMQ drops the connection of a peer that sends a message over the limit (and then
+        # reconnects): the monitor tells the grader that output was refused
+        self.refusals = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         sock.connect(self._make_url("iopub"))
         return sock
+
+    def refused(self) -> bool:
+        """Has the kernel sent a message over the limit since the last call?"""
+        monitor = getattr(self, "refusals", None)
+        found = False
+        while monitor is not None and monitor.poll(0):
+            monitor.recv_multipart()
+            found = True
+        return found
 
 
 class _OneSpec(KernelSpecManager):
@@ -98,6 +110,7 @@ class CellOutput:
     """What the grader kept of the cell that ran last."""
 
     cut: bool = False
+    refused: bool = False  # a message over MAX_MESSAGE was dropped
     error: str = ""
     stray: int = 0  # characters of output outside the check's emission
     emitted: int = 0
@@ -202,7 +215,11 @@ class SandboxedKernel(RunningKernel):
             return self._wait(self.kc.get_shell_msg, timeout)
         if stream != "iopub":
             raise ValueError(f"invalid stream {stream!r}")
-        return self._capped(self._wait(self.kc.get_iopub_msg, timeout))
+        try:
+            return self._capped(self._wait(self.kc.get_iopub_msg, timeout))
+        finally:
+            if self.kc.refused():
+                self.cell.refused = self.cell.cut = True
 
     def execute_cell_input(self, cell_input: str, allow_stdin: bool | None = None) -> str:
         self.cell = CellOutput()

@@ -75,7 +75,7 @@ def _read_cells(submission: dict[str, Any]) -> tuple[list[_StudentCell], int]:
     cells = submission.get("cells")
     found, ignored = [], 0
     for index, cell in enumerate(cells if isinstance(cells, list) else []):
-        text = source_text(cell) if isinstance(cell, dict) else None
+        text = source_text(cell) if isinstance(cell, dict) and "source" in cell else None
         kind = cell.get("cell_type") if isinstance(cell, dict) else None
         if text is None or kind not in CELL_TYPES:
             ignored += 1

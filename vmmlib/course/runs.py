@@ -1,18 +1,19 @@
-"""Grading in rounds, so that each question is graded in isolation.
+"""Grade every (student, exercise) pair of a class: merge, run, read the verdicts.
 
-Round 1 runs every submission's graded notebook. When a cell crashes the kernel or times out
-(or the kernel is gone), the checks before it keep their verdicts, that cell's check (if it
-is one) gets the crash or the timeout, and the checks after it are graded again in the next
-round: the same notebook in a fresh kernel, with the checks already graded and the cell that
-failed left out (tagged ``nbval-skip``). Each round runs its notebooks in ``jobs`` nbval
-processes at once (:func:`vmmlib.course.nbval_runner.run_batch`).
+Each submission becomes a graded notebook (:func:`vmmlib.course.grading.graded_notebook`,
+written to ``OUT_DIR/merged/<student>/``). The notebooks are shared out among ``jobs`` nbval
+processes that run at once (:func:`vmmlib.course.nbval_runner.run_batch`), each grading its
+share one after the other, every notebook in a fresh sandboxed kernel; a crash or a timeout
+costs its own cell only (:mod:`vmmlib.course.grading_plugin` gives the cells after it a fresh
+kernel). Then each check's verdict and feedback are computed here, from the answers its cell
+showed, against the reference's (:func:`vmmlib.course.checks.judge.judge`).
 """
 
 from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +35,12 @@ from .sandbox import Limits
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
-FATAL = ("timeout", "crash", "dead", "missing")
+FATAL = ("timeout", "crash")
 
 
 @dataclass
 class _Submission:
-    """One (student, exercise) pair being graded over the rounds."""
+    """One (student, exercise) pair being graded."""
 
     student: str
     exercise: Exercise
@@ -47,12 +48,6 @@ class _Submission:
     notes: list[str]
     code_index: dict[str, int]  # check label -> its code cell number in the merged notebook
     code_cells: list[Any]
-    final: dict[str, CheckResult] = field(default_factory=dict)
-    skip: set[int] = field(default_factory=set)
-
-    @property
-    def pending(self) -> list[str]:
-        return [label for label in self.code_index if label not in self.final]
 
 
 def _start(student: str, exercise: Exercise, path: Path) -> _Submission | SubmissionGrade:
@@ -107,65 +102,53 @@ def _verdict(sub: _Submission, label: str, outcome: dict[str, Any], cell_timeout
     return CheckResult(graded.spec, False, reasons.get(status, f"failed ({status})"))
 
 
-def _fatal_note(sub: _Submission, number: int, outcome: dict[str, Any], cell_timeout: float,
-                again: bool) -> str:
+def _fatal_note(sub: _Submission, number: int, outcome: dict[str, Any],
+                cell_timeout: float) -> str:
     what = _describe(sub, number)
-    how = {"timeout": f"ran longer than {cell_timeout:g} s",
-           "crash": f"made the kernel stop ({outcome.get('detail', '')})"}.get(
-        outcome["status"], "did not run")
-    rest = (" It was left out and the checks after it were graded again in a fresh kernel."
-            if again else "")
-    return f"{what} {how}.{rest}"
+    if outcome["status"] == "timeout":
+        how = ("stopped sending output (a message too large was dropped)"
+               if outcome.get("refused") else f"ran longer than {cell_timeout:g} s")
+    else:
+        how = f"made the kernel stop ({outcome.get('detail', '')})"
+    again = (" It was left out, and the cells after it ran again in a fresh kernel."
+             if number + 1 < len(sub.code_cells) else "")
+    return f"{what} {how}.{again}"
 
 
-def _absorb(sub: _Submission, results: dict[str, Any], cell_timeout: float) -> bool:
-    """Take one round's outcomes into ``sub``; True if it needs another round."""
+def _grade(sub: _Submission, results: dict[str, Any], cell_timeout: float) -> SubmissionGrade:
+    """The grade of ``sub`` from its cells' outcomes."""
     cells = results.get("cells", {})
-    fatal: tuple[int, dict[str, Any]] | None = None
-    ran_any = False
     for number in range(len(sub.code_cells)):
-        if number in sub.skip:
+        outcome = cells.get(str(number))
+        if outcome is None:
             continue
-        outcome = cells.get(str(number), {"status": "missing"})
         if outcome.get("cut"):
-            note = f"{_describe(sub, number)} printed more than the output cap; the rest was cut."
-            if note not in sub.notes:
-                sub.notes.append(note)
+            note = (f"{_describe(sub, number)} sent output in a message larger than the "
+                    "grader accepts; it was dropped." if outcome.get("refused") else
+                    f"{_describe(sub, number)} printed more than the output cap; the rest "
+                    "was cut.")
+            sub.notes.append(note)
         if outcome["status"] in FATAL:
-            if outcome["status"] == "dead" and results.get("problem"):
-                outcome = {**outcome, "detail": results["problem"]}
-            fatal = (number, outcome)
-            break
-        ran_any = True
-    for label in sub.pending:
-        number = sub.code_index[label]
-        if fatal is None or number < fatal[0]:
-            sub.final[label] = _verdict(sub, label, cells.get(str(number), {}), cell_timeout)
-        elif number == fatal[0]:
-            sub.final[label] = _verdict(sub, label, fatal[1], cell_timeout)
-    if fatal is None:
-        return False
-    stuck = not ran_any and fatal[1]["status"] in ("dead", "missing")
-    if stuck or not sub.pending:
-        for label in sub.pending:
-            sub.final[label] = _verdict(sub, label, fatal[1], cell_timeout)
-        if fatal[1]["status"] in ("timeout", "crash"):
-            sub.notes.append(_fatal_note(sub, fatal[0], fatal[1], cell_timeout, again=False))
-        return False
-    sub.notes.append(_fatal_note(sub, fatal[0], fatal[1], cell_timeout, again=True))
-    sub.skip |= {fatal[0]} | {sub.code_index[label] for label in sub.final}
-    return True
+            sub.notes.append(_fatal_note(sub, number, outcome, cell_timeout))
+    if results.get("problem"):
+        sub.notes.append(f"The grading kernel could not be started: {results['problem']}")
+    verdicts = {}
+    for label, number in sub.code_index.items():
+        outcome = cells.get(str(number), {"status": "missing"})
+        if outcome["status"] == "dead" and results.get("problem"):
+            outcome = {**outcome, "detail": "the grading kernel could not be started"}
+        verdicts[label] = _verdict(sub, label, outcome, cell_timeout)
+    results_in_order = [verdicts[check.label] for check in sub.exercise.checks]
+    return SubmissionGrade(sub.student, sub.exercise.name, results_in_order, sub.notes)
 
 
-def _run_round(subs: list[_Submission], folder: Path, packages: dict[str, Path], jobs: int,
-               out_dir: Path, first: bool, **run: Any) -> tuple[list[dict[str, Any]], list[str],
-                                                            int]:
+def _run(subs: list[_Submission], folder: Path, packages: dict[str, Path], jobs: int,
+         out_dir: Path, **run: Any) -> tuple[list[dict[str, Any]], list[str], int]:
     folder.mkdir(parents=True)
     work = []
     for n, sub in enumerate(subs):
-        path = (out_dir / "merged" / sub.student / sub.exercise.name if first
-                else folder / "notebooks" / sub.student / sub.exercise.name)
-        write_merged(path, graded_notebook(sub.merged, sub.exercise, sub.skip))
+        path = out_dir / "merged" / sub.student / sub.exercise.name
+        write_merged(path, graded_notebook(sub.merged, sub.exercise, set()))
         work.append(NotebookJob(path, packages[sub.exercise.name], folder / f"results-{n}.json",
                                 len(sub.code_cells)))
     batches = [work[k::jobs] for k in range(min(jobs, len(work)))]
@@ -191,30 +174,11 @@ def grade_pairs(pairs: list[tuple[str, Exercise]], submissions_dir: Path, out_di
     started = [_start(student, exercise, submissions_dir / student / exercise.name)
                for student, exercise in pairs]
     subs = [sub for sub in started if isinstance(sub, _Submission)]
-    notes: list[str] = []
-    usage = {"grader_peak_kib": 0, "kernel_peak_kib": 0}
-    todo = [sub for sub in subs if sub.pending]
-    for number in range(max((len(sub.code_index) for sub in subs), default=0) + 1):
-        if not todo:
-            break
-        results, problems, peak = _run_round(
-            todo, scratch / f"round-{number}", packages, jobs, out_dir, number == 0,
-            limits=limits, sandbox=sandbox, cell_timeout=cell_timeout)
-        notes += problems
-        usage["grader_peak_kib"] = max(usage["grader_peak_kib"], peak)
-        again = []
-        for sub, result in zip(todo, results, strict=True):
-            usage["kernel_peak_kib"] = max(usage["kernel_peak_kib"],
-                                           int(result.get("peak_kib") or 0))
-            if _absorb(sub, result, cell_timeout):
-                again.append(sub)
-        todo = again
-    grades = []
-    for sub in started:
-        if isinstance(sub, SubmissionGrade):
-            grades.append(sub)
-            continue
-        results = [sub.final.get(check.label, CheckResult(check, False, "not graded"))
-                   for check in sub.exercise.checks]
-        grades.append(SubmissionGrade(sub.student, sub.exercise.name, results, sub.notes))
+    results, notes, peak = _run(subs, scratch / "run", packages, jobs, out_dir, limits=limits,
+                                sandbox=sandbox, cell_timeout=cell_timeout)
+    usage = {"grader_peak_kib": peak, "kernel_peak_kib": max(
+        (int(result.get("peak_kib") or 0) for result in results), default=0)}
+    graded = {id(sub): _grade(sub, result, cell_timeout)
+              for sub, result in zip(subs, results, strict=True)}
+    grades = [sub if isinstance(sub, SubmissionGrade) else graded[id(sub)] for sub in started]
     return grades, notes, usage
