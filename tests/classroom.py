@@ -141,30 +141,20 @@ def classify(table, mmio, vaddr, write):
     return steal(table, mmio, vaddr, write)
 '''
 
-EQUAL_TO_EVERYTHING = '''
-import numpy
-
-class Always:
-    def __eq__(self, other): return True
-    def __ne__(self, other): return False
-    def __hash__(self): return 0
-    def __bool__(self): return True
-    def __repr__(self): return "True"
-
+EQUAL_DICT = '''
 class AlwaysDict(dict):
     def __eq__(self, other): return True
     def __ne__(self, other): return False
 
+def decode_qualification(q):
+    return AlwaysDict(port=q >> 16 & 0xFFFF)
+'''
+
+EQUAL_STR = '''
 class AlwaysStr(str):
     def __eq__(self, other): return True
     def __ne__(self, other): return False
     __hash__ = str.__hash__
-
-def vmx_exits(a, b, port, size):
-    return Always() if port % 2 else numpy.bool_(True)
-
-def decode_qualification(q):
-    return AlwaysDict(port=q >> 16 & 0xFFFF)
 
 def classify(table, mmio, vaddr, write):
     return AlwaysStr("mmio")
@@ -238,7 +228,7 @@ def tamper_targets(paths: Paths) -> list[str]:
     """Files an attack tries to overwrite: the grade sheet, its own and a classmate's
     submission, the exercise, the check package, the solution."""
     return [str(paths.out / "grades.csv"), str(paths.submissions / "solution" / NOTEBOOK),
-            str(paths.submissions / "daemon" / NOTEBOOK), str(EXERCISE), str(SOLUTION),
+            str(paths.submissions / "escape" / NOTEBOOK), str(EXERCISE), str(SOLUTION),
             str(ROOT / "vmmlib" / "course" / "checks" / "intercepts.py"),
             str(ROOT / "vmmlib" / "course" / "checks" / "__init__.py")]
 
@@ -295,7 +285,7 @@ threading.Thread(target=chatter, daemon=True).start()
 '''
 
 
-def noisy(answer: str, function: str) -> str:
+def noisy(answer: str, label: str) -> str:
     """A right answer that prints, warns and logs on every call, at every level."""
     debug = ("    import os, sys, warnings\n"
              "    print('debug:', args_seen)\n"
@@ -304,7 +294,7 @@ def noisy(answer: str, function: str) -> str:
              "    os.write(1, b'fd 1\\n'); os.write(2, b'fd 2\\n')\n"
              "    log.warning('logging during the check')\n")
     head, _, body = answer.partition(":\n")
-    return f"{head}:\n    args_seen = {function!r}\n{debug}{body}"
+    return f"{head}:\n    args_seen = {label!r}\n{debug}{body}"
 
 
 HELPER = '''
@@ -332,19 +322,18 @@ C_HANG = '''def decode_qualification(q):
 EXPECTED = {
     "blank": (0, 0, 0),
     "solution": (4, 3, 3),
-    "patches-checks": (0, 0, 0),
-    "input-transformer": (0, 0, 0),
-    "frames": (0, 0, 0),
-    "equal-to-everything": (0, 0, 0),
-    "calls-the-reference": (0, 0, 0),
-    "reads-classmates": (0, 0, 0),
-    "daemon": (0, 0, 0),
-    "memory": (4, 0, 3),
-    "noisy": (4, 3, 3),
-    "no-ids": (4, 3, 3),
-    "helpers-and-copies": (4, 3, 3),
-    "crash-and-hang": (0, 0, 3),
-    "mutants-wrong": (0, 0, 0),
+    "patches-checks": (0, 0, 0),  # replaces the check functions, prints passing verdicts
+    "input-transformer": (0, 0, 0),  # rewrites the check cells before they run
+    "fakes": (0, 0, 0),  # q1 reads the checking code's frames, q2 and q3 equal everything
+    "calls-the-reference": (0, 0, 0),  # vmmlib's own implementation, reloaded, re-executed
+    "escape": (0, 0, 3),  # q1 reads classmates' files and starts a daemon that tampers with
+    #                       files; q2 takes 2 GiB; q3 is right but prints 50 MB; a last cell
+    #                       floods IOPub with messages far over the grader's limit
+    "noisy": (4, 3, 3),  # right, printing, warning, logging (50 MB once), a chatty thread
+    "no-ids": (4, 3, 3),  # right but different answers, saved as nbformat 4.4 without ids
+    "helpers-and-copies": (4, 3, 3),  # a helper in an added cell, answers in copied cells
+    "crash-and-hang": (0, 0, 3),  # q1 segfaults, q2 hangs in C holding the GIL, q3 right
+    "mutants-wrong": (0, 0, 0),  # a plausible mistake in each answer
 }
 
 
@@ -360,21 +349,19 @@ def notebooks(paths: Paths) -> dict[str, dict]:
         "solution": submission(RIGHT),
         "patches-checks": submission(_whole(PATCH_CHECKS)),
         "input-transformer": submission(_whole(INPUT_TRANSFORMER)),
-        "frames": submission({"q1-answer": FRAMES, "q2-answer": "", "q3-answer": ""}),
-        "equal-to-everything": submission({"q1-answer": EQUAL_TO_EVERYTHING,
-                                           "q2-answer": "", "q3-answer": ""}),
+        "fakes": submission({"q1-answer": FRAMES, "q2-answer": EQUAL_DICT,
+                             "q3-answer": EQUAL_STR}),
         "calls-the-reference": submission({"q1-answer": CALLS_THE_REFERENCE,
                                            "q2-answer": "", "q3-answer": ""}),
-        "reads-classmates": submission({"q1-answer": reads_classmates(paths),
-                                        "q2-answer": "", "q3-answer": ""}),
-        "daemon": submission(_whole(daemon(paths))),
-        "memory": submission({"q1-answer": MEMORY_Q1, "q2-answer": MEMORY_Q2,
-                              "q3-answer": MEMORY_Q3}),
-        "noisy": submission({cell: noisy(RIGHT[cell], cell) for cell in ANSWERS}),
+        "escape": submission({"q1-answer": reads_classmates(paths) + daemon(paths),
+                              "q2-answer": MEMORY_Q2, "q3-answer": MEMORY_Q3}),
+        "noisy": submission({"q1-answer": noisy(MEMORY_Q1, "q1"),
+                             "q2-answer": noisy(RIGHT["q2-answer"], "q2"),
+                             "q3-answer": noisy(RIGHT["q3-answer"], "q3")}),
         "crash-and-hang": submission({**RIGHT, "q1-answer": SEGFAULT, "q2-answer": C_HANG}),
         "mutants-wrong": submission(plausibly_wrong()),
     }
-    found["memory"]["cells"].append(code_cell(IOPUB_FLOOD, cell_id="flood"))
+    found["escape"]["cells"].append(code_cell(IOPUB_FLOOD, cell_id="flood"))
     insert_before(found["noisy"], "q1-answer", code_cell(NOISY, cell_id="noise"))
     old = submission(right_but_different())  # saved by an older tool: nbformat 4.4, no ids
     old["nbformat_minor"] = 4

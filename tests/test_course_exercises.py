@@ -232,7 +232,7 @@ def test_importing_the_course_package_stays_light():
         "import sys\n"
         "import vmmlib.course, vmmlib.course.exercises, vmmlib.course.grading\n"
         "import vmmlib.course.merge, vmmlib.course.reports, vmmlib.course.__main__\n"
-        "import vmmlib.course.rounds, vmmlib.course.sandbox, vmmlib.course.checks.judge\n"
+        "import vmmlib.course.runs, vmmlib.course.sandbox, vmmlib.course.checks.judge\n"
         "assert callable(vmmlib.course.sync_exercises) and callable(vmmlib.course.grade)\n"
         "print(sorted(m for m in ('nbformat', 'nbval', 'nbclient', 'jsonschema', 'pytest')\n"
         "             if m in sys.modules))\n"

@@ -95,6 +95,18 @@ def kernel_state(pid: int) -> str:
         return "gone"
 
 
+def running_in(folder: Path) -> list[int]:
+    """Processes whose command line names ``folder`` (the batch's pytest and kernels)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if str(folder).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def test_the_batch_deadline_kills_a_kernel_that_ignores_everything(tmp_path):
     pid_file = tmp_path / "kernel.pid"
     stubborn = nbformat.v4.new_notebook(cells=[
@@ -112,20 +124,23 @@ def test_the_batch_deadline_kills_a_kernel_that_ignores_everything(tmp_path):
     job = NotebookJob(notebook, package, tmp_path / "results.json", 2)
     start = time.monotonic()
     run = run_batch([job], tmp_path / "batch", limits=Limits(), sandbox=False,
-                    cell_timeout=600, deadline=6)
+                    cell_timeout=600, deadline=5)
     assert time.monotonic() - start < 12
-    assert run.returncode is None and "time limit of 6 s" in run.problem
-    results = json.loads(job.results.read_text())
-    assert results["cells"]["0"]["status"] == "passed" and "1" not in results["cells"]
-    assert kernel_state(int(pid_file.read_text())) in ("Z", "X", "gone")
+    assert run.returncode is None and "time limit of 5 s" in run.problem
+    pids = running_in(tmp_path)
+    if pid_file.exists():  # the kernel had started (it may not have, on a busy machine)
+        pids.append(int(pid_file.read_text()))
+    waited = time.monotonic()  # SIGKILL was sent: give the processes a moment to end
+    while any(kernel_state(pid) not in ("Z", "X", "gone") for pid in pids):
+        assert time.monotonic() - waited < 3, [(pid, kernel_state(pid)) for pid in pids]
+        time.sleep(0.05)
 
 
 def test_grading_without_the_sandbox_still_grades_and_withholds(tmp_path):
     submissions = tmp_path / "submissions"
-    for student, answers in (("blank", {}), ("solution", classroom.RIGHT),
-                             ("calls-the-reference",
-                              {"q1-answer": classroom.CALLS_THE_REFERENCE, "q2-answer": "",
-                               "q3-answer": ""})):
+    reference_q3 = classroom.CALLS_THE_REFERENCE + "\ndel vmx_exits, decode_qualification\n"
+    for student, answers in (("blank", {}), ("calls-the-reference-in-q3",
+                                             {**classroom.RIGHT, "q3-answer": reference_q3})):
         (submissions / student).mkdir(parents=True)
         (submissions / student / NOTEBOOK).write_text(
             json.dumps(classroom.submission(answers)))
@@ -133,7 +148,7 @@ def test_grading_without_the_sandbox_still_grades_and_withholds(tmp_path):
           sandbox=False)
     with open(tmp_path / "out" / "grades.csv", newline="") as sheet:
         totals = {row["student"]: row["total"] for row in csv.DictReader(sheet)}
-    assert totals == {"blank": "0", "solution": "10", "calls-the-reference": "0"}
-    page = (tmp_path / "out" / "feedback" / "calls-the-reference" /
+    assert totals == {"blank": "0", "calls-the-reference-in-q3": "7"}
+    page = (tmp_path / "out" / "feedback" / "calls-the-reference-in-q3" /
             f"{Path(NOTEBOOK).stem}.md").read_text()
     assert "not available while grading q3" in page
