@@ -129,7 +129,7 @@ def _size(content: dict[str, Any], kind: str) -> int:
 def _descendants(root: int) -> list[int]:
     """``root`` and every process below it (Linux /proc)."""
     children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()

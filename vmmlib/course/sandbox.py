@@ -55,11 +55,20 @@ and later allow them with `sudo sysctl kernel.apparmor_restrict_unprivileged_use
 To grade without a sandbox anyway (only work you trust: student code then runs with your
 rights and can read the solutions), pass --unsafe-no-sandbox (make grade UNSAFE_NO_SANDBOX=1)."""
 
-# Executed with `python -I -S -c`: set the limits, then exec the rest of argv.
+# Executed with `python -I -S -c`: set the limits, then exec the rest of argv. A limit this
+# system does not support is left alone (only without the sandbox, e.g. on macOS).
 _LAUNCHER = """\
 import json, os, resource, sys
 for name, (soft, hard) in json.loads(sys.argv[1]).items():
-    resource.setrlimit(getattr(resource, name), (soft, hard))
+    try:
+        which = getattr(resource, name)
+        ceiling = resource.getrlimit(which)[1]  # never above what this shell may have
+        if ceiling != resource.RLIM_INFINITY:
+            soft, hard = min(soft, ceiling), min(hard, ceiling)
+        resource.setrlimit(which, (soft, hard))
+    except (AttributeError, ValueError, OSError):
+        if sys.argv[2].endswith("bwrap"):
+            raise
 os.execvp(sys.argv[2], sys.argv[2:])
 """
 
