@@ -79,7 +79,7 @@ def graded(tmp_path_factory):
     again: dict = {}
 
     def second_run() -> None:  # the same class, at the same time, with other batches
-        again["result"] = grade(EXERCISES, paths.submissions, root / "again", jobs=3,
+        again["result"] = grade(EXERCISES, paths.submissions, root / "again", jobs=1,
                                 cell_timeout=TIMEOUT, limits=LIMITS)
 
     thread = threading.Thread(target=second_run)
