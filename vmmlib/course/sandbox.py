@@ -5,9 +5,11 @@ the small launcher sets the resource limits (inherited by bwrap and the kernel) 
 bwrap, which gives the kernel
 
 * its own user, PID, network, IPC, UTS and cgroup namespaces (``--unshare-all``), uid and gid
-  65534 with no capabilities and no further user namespaces, a new session, and death with
-  its parent: when the grader stops the kernel (or dies), everything the student started goes
-  with it, since the PID namespace ends with its first process;
+  65534 with no capabilities and no further user namespaces (the user namespace maps 65534 to
+  the grader's own uid outside: the kernel holds none of that user's capabilities, and all it
+  can write is its tmpfs and its socket folder), a new session, and death with its parent:
+  when the grader stops the kernel (or dies), everything the student started goes with it,
+  since the PID namespace ends with its first process;
 * a file system of its own: the system's ``/usr`` and the Python installation read-only, the
   virtual environment read-only, the vmmlib package read-only (a copy with the question's
   reference functions withheld, :mod:`vmmlib.course.withheld`, mounted over the real one), a
