@@ -17,7 +17,9 @@ items with four changes:
 
 Each cell's outcome is written, as it happens, to the notebook's results file (JSON): status
 ``passed``, ``differ`` (outputs differ), ``error`` (an exception), ``timeout``, ``crash``
-(the kernel died), ``dead`` (no kernel could be started) or ``skipped``.
+(the kernel died), ``refused`` (the kernel sent a message over the grader's limit, so the
+cell's output is incomplete; like a crash, the next cell gets a fresh kernel), ``dead`` (no
+kernel could be started) or ``skipped``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from .sandbox import Limits
 PLAN_OPTION = "--vmmlib-plan"
 #: How long nbval waits for a cell's last outputs once the kernel has replied (nbval: 5 s).
 OUTPUT_TIMEOUT = 3.0
-FATAL = ("timeout", "crash", "dead")
+FATAL = ("timeout", "crash", "dead", "refused")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -229,8 +231,8 @@ class GradedCell(IPyNbCell):
             if kernel.cell.error and "detail" not in outcome:
                 outcome["detail"] = kernel.cell.error
             outcome["cut"] = kernel.cell.cut
-            if kernel.cell.refused:
-                outcome["refused"] = True
+            if kernel.cell.refused:  # whatever else arrived, the cell's output is incomplete
+                outcome["status"] = "refused"
             outcome["emissions"] = [text for text in self.emissions if isinstance(text, str)]
             if outcome["status"] in FATAL:
                 parent.failed.add(self.cell_num)

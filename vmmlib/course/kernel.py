@@ -37,10 +37,9 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from nbval.kernel import RunningKernel
 
 from .checks import EMISSION_METADATA
-from .sandbox import TOKEN_VARIABLE, Limits, kernel_command
+from .sandbox import MAX_MESSAGE, TOKEN_VARIABLE, Limits, kernel_command
 from .withheld import PACKAGE_DIR
 
-MAX_MESSAGE = 4 << 20  # bytes: larger IOPub messages are dropped unread
 POLL = 0.2  # seconds between checks that the kernel still lives
 
 
@@ -219,7 +218,7 @@ class SandboxedKernel(RunningKernel):
             return self._capped(self._wait(self.kc.get_iopub_msg, timeout))
         finally:
             if self.kc.refused():
-                self.cell.refused = self.cell.cut = True
+                self.cell.refused = True
 
     def execute_cell_input(self, cell_input: str, allow_stdin: bool | None = None) -> str:
         self.cell = CellOutput()

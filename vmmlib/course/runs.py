@@ -30,12 +30,12 @@ from .grading import (
 )
 from .merge import merge_submission
 from .nbval_runner import NotebookJob, run_batch
-from .sandbox import Limits
+from .sandbox import MAX_MESSAGE, Limits
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
-FATAL = ("timeout", "crash")
+FATAL = ("timeout", "crash", "refused")
 
 
 @dataclass
@@ -96,6 +96,7 @@ def _verdict(sub: _Submission, label: str, outcome: dict[str, Any], cell_timeout
         "timeout": f"timed out: the check ran longer than {cell_timeout:g} s (an endless loop, "
                    "or a very slow answer?)",
         "crash": f"the kernel {detail} while running this check",
+        "refused": "the check's cell sent a message larger than the grader accepts",
         "dead": f"not run: {detail or 'the kernel had stopped'}",
         "missing": "not run: the grading run did not reach it",
     }
@@ -105,11 +106,10 @@ def _verdict(sub: _Submission, label: str, outcome: dict[str, Any], cell_timeout
 def _fatal_note(sub: _Submission, number: int, outcome: dict[str, Any],
                 cell_timeout: float) -> str:
     what = _describe(sub, number)
-    if outcome["status"] == "timeout":
-        how = ("stopped sending output (a message too large was dropped)"
-               if outcome.get("refused") else f"ran longer than {cell_timeout:g} s")
-    else:
-        how = f"made the kernel stop ({outcome.get('detail', '')})"
+    how = {"timeout": f"ran longer than {cell_timeout:g} s",
+           "refused": (f"sent output in a message larger than the grader accepts "
+                       f"({MAX_MESSAGE >> 20} MiB); it was dropped and the cell failed"),
+           }.get(outcome["status"], f"made the kernel stop ({outcome.get('detail', '')})")
     again = (" It was left out, and the cells after it ran again in a fresh kernel."
              if number + 1 < len(sub.code_cells) else "")
     return f"{what} {how}.{again}"
@@ -122,12 +122,9 @@ def _grade(sub: _Submission, results: dict[str, Any], cell_timeout: float) -> Su
         outcome = cells.get(str(number))
         if outcome is None:
             continue
-        if outcome.get("cut"):
-            note = (f"{_describe(sub, number)} sent output in a message larger than the "
-                    "grader accepts; it was dropped." if outcome.get("refused") else
-                    f"{_describe(sub, number)} printed more than the output cap; the rest "
-                    "was cut.")
-            sub.notes.append(note)
+        if outcome.get("cut") and outcome["status"] != "refused":
+            sub.notes.append(f"{_describe(sub, number)} printed more than the output cap; "
+                             "the rest was cut.")
         if outcome["status"] in FATAL:
             sub.notes.append(_fatal_note(sub, number, outcome, cell_timeout))
     if results.get("problem"):

@@ -40,6 +40,9 @@ from pathlib import Path
 from ..errors import ConfigError
 
 MIB = 1 << 20
+#: The largest message the grader reads from a kernel's IOPub (bytes); ZMQ drops larger ones
+#: unread (see vmmlib.course.kernel). An honest kernel sends at most 32 KiB at once.
+MAX_MESSAGE = 4 * MIB
 SANDBOX_UID = 65534  # "nobody"
 #: Marks the processes of one grading run, so that its runner can find and kill what is left.
 TOKEN_VARIABLE = "VMMLIB_NBVAL_RUN"
