@@ -79,8 +79,8 @@ def graded(tmp_path_factory):
     before = digest(*course, paths.submissions)
     again: dict = {}
 
-    def second_run() -> None:  # the same class, at the same time, with other batches
-        again["result"] = grade(EXERCISES, paths.submissions, root / "again", jobs=1,
+    def second_run() -> None:  # the same class, at the same time, shared out otherwise
+        again["result"] = grade(EXERCISES, paths.submissions, root / "again", jobs=3,
                                 cell_timeout=TIMEOUT, limits=LIMITS)
 
     thread = threading.Thread(target=second_run)

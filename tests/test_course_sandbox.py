@@ -91,6 +91,16 @@ def test_the_cpu_time_limit_stops_an_endless_loop(tmp_path):
     assert done.returncode == 128 + 24  # bwrap reports SIGXCPU as 128 + its number
 
 
+def test_its_temporary_file_systems_are_capped(tmp_path):
+    code = ("import os\nfor place in ('/tmp/work', '/dev/shm'):\n"
+            "    try:\n        with open(os.path.join(place, 'big'), 'wb') as f:\n"
+            "            for _ in range(8):\n                f.write(bytes(1 << 20))\n"
+            "        print(place, 'wrote 8 MiB')\n"
+            "    except OSError as error:\n        print(place, 'full', error.errno)\n")
+    done = probe(tmp_path, Limits(tmp_size=4 * MIB), code)
+    assert done.stdout.split("\n")[:2] == ["/tmp/work full 28", "/dev/shm full 28"], done.stderr
+
+
 def test_the_memory_limit_is_a_memory_error(tmp_path):
     done = probe(tmp_path, Limits(memory=256 * MIB),
                  "try:\n    bytearray(512 << 20)\nexcept MemoryError:\n    print('refused')\n")

@@ -14,8 +14,9 @@ bwrap, which gives the kernel
   virtual environment read-only, the vmmlib package read-only (a copy with the question's
   reference functions withheld, :mod:`vmmlib.course.withheld`, mounted over the real one), a
   private empty ``/tmp`` (a size-capped tmpfs, also the working directory), ``/proc`` of its
-  own PID namespace and a minimal ``/dev``; the rest of the course (solutions, exercises,
-  tests), the submissions, the grader's output and other kernels do not exist in there;
+  own PID namespace and a minimal ``/dev`` (its ``/dev/shm`` size-capped too); the rest of
+  the course (solutions, exercises, tests), the submissions, the grader's output and other
+  kernels do not exist in there;
 * no network: with ``--unshare-net`` only a loopback of its own exists, so the kernel talks
   to nbval over ZMQ ``ipc`` sockets in one folder bound into the sandbox (and nothing else);
 * a minimal environment (``--clearenv``, then only what is listed in :func:`kernel_env`);
@@ -169,6 +170,7 @@ def bwrap_args(ipc_dir: Path, package_dir: Path, package_copy: Path, env: dict[s
         args += ["--setenv", key, value]
     args += _system_binds() + _python_binds(package_dir, package_copy)
     args += ["--proc", "/proc", "--dev", "/dev",
+             "--size", str(limits.tmp_size), "--tmpfs", "/dev/shm",  # tmpfs is memory too
              "--size", str(limits.tmp_size), "--tmpfs", "/tmp",
              "--dir", WORKDIR, "--chdir", WORKDIR,
              "--bind", str(ipc_dir), str(ipc_dir)]
