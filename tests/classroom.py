@@ -333,7 +333,7 @@ EXPECTED = {
     "no-ids": (4, 3, 3),  # right but different answers, saved as nbformat 4.4 without ids
     "helpers-and-copies": (4, 3, 3),  # a helper in an added cell, answers in copied cells
     "crash-and-hang": (0, 0, 3),  # q1 segfaults, q2 hangs in C holding the GIL, q3 right
-    "mutants-wrong": (0, 0, 0),  # a plausible mistake in each answer
+    "mutants-wrong": (0, 0, 0),  # a plausible mistake in each answer, q3's an endless loop
 }
 
 
@@ -391,13 +391,21 @@ def right_but_different() -> dict[str, str]:
             "q3-answer": as_answer(mutants.q3_right_with_its_own_walk)}
 
 
+ENDLESS_LOOP = '''def classify(table, mmio, vaddr, write):
+    gpa = vaddr if table is None else table.translate(vaddr, write)
+    while gpa is not None and mmio.find(gpa) is None:  # meant `if`: loops for ever on RAM
+        pass
+    return "page-fault" if gpa is None else "mmio"
+'''
+
+
 def plausibly_wrong() -> dict[str, str]:
-    """One plausible mistake per question (each must cost exactly its question)."""
+    """Plausible mistakes (each must cost exactly its question), one an endless loop."""
     from mutants import intercepts as mutants
 
     return {"q1-answer": as_answer(mutants.q1_first_port_only),
             "q2-answer": as_answer(mutants.q2_string_and_rep_swapped),
-            "q3-answer": as_answer(mutants.q3_page_frame_only)}
+            "q3-answer": ENDLESS_LOOP}
 
 
 def helpers_and_copies() -> dict:

@@ -146,6 +146,7 @@ def test_a_crash_and_a_hang_cost_their_question_only_and_are_called_what_they_we
     q2, notes = rest.split("## Notes")
     assert "the kernel crashed: SIGSEGV while running this check" in q1
     assert f"timed out: the check ran longer than {TIMEOUT:g} s" in q2 and "SIG" not in q2
+    assert "timed out" in feedback(graded, "mutants-wrong").split("## q3")[1]  # Python-level
     assert notes.count("ran again in a fresh kernel") == 2
 
 

@@ -209,11 +209,13 @@ class GradedCell(IPyNbCell):
         if kernel is None:
             parent.record(self.cell_num, {"status": "dead", "detail": parent.results["problem"]})
             raise RuntimeError(parent.results["problem"])
-        outcome: dict[str, Any] = {"status": "passed"}
+        outcome: dict[str, Any] = {"status": "error", "detail": "the grader failed on this cell"}
         try:
             super().runtest()
-        except KernelDied as died:
-            outcome = {"status": "crash", "detail": died.how}
+            outcome = {"status": "passed"}
+        except KernelDied as died:  # or killed, when it would not answer a timeout's interrupt
+            outcome = {"status": "timeout"} if kernel.hung else {"status": "crash",
+                                                                 "detail": died.how}
             raise
         except NbCellError as error:
             if parent.timed_out:

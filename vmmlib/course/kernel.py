@@ -14,6 +14,9 @@ four ways:
   refuses any single message over ``MAX_MESSAGE`` bytes (ZMQ drops it before it is read), and
   a cell's output beyond ``Limits.output`` is cut, with a note, so a kernel printing without
   end cannot fill the grader's memory;
+* a kernel interrupted at the cell timeout that does not even acknowledge the interrupt (its
+  main thread holds the GIL in C code, so ipykernel's control thread cannot run) is killed at
+  once (``hung``), instead of nbval waiting for outputs that never come;
 * before the kernel is stopped, the peak memory of everything in its sandbox is read from
   ``/proc``, so the tests can show that the limits hold.
 """
@@ -41,6 +44,7 @@ from .sandbox import MAX_MESSAGE, TOKEN_VARIABLE, Limits, kernel_command
 from .withheld import PACKAGE_DIR
 
 POLL = 0.2  # seconds between checks that the kernel still lives
+INTERRUPT_GRACE = 1.0  # seconds an interrupted kernel has to acknowledge before it is killed
 
 
 class KernelDied(RuntimeError):
@@ -87,9 +91,12 @@ class CappedClient(BlockingKernelClient):
         """Has the kernel sent a message over the limit since the last call?"""
         monitor = getattr(self, "refusals", None)
         found = False
-        while monitor is not None and monitor.poll(0):
-            monitor.recv_multipart()
-            found = True
+        try:
+            while monitor is not None and not monitor.closed and monitor.poll(0):
+                monitor.recv_multipart()
+                found = True
+        except zmq.ZMQError:  # the channel was closed with the kernel
+            pass
         return found
 
 
@@ -164,6 +171,7 @@ class SandboxedKernel(RunningKernel):
         self.limits = limits
         self.cell = CellOutput()
         self.peak_kib = 0
+        self.hung = False
         self.folder = Path(tempfile.mkdtemp(prefix="k", dir=scratch))
         self.folder.chmod(0o755)
         ipc = self.folder / "ipc"
@@ -200,6 +208,8 @@ class SandboxedKernel(RunningKernel):
     def _wait(self, get: Callable[..., dict], timeout: float | None) -> dict:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            if self.hung:
+                raise KernelDied("killed: it did not answer the interrupt at the cell timeout")
             left = POLL if deadline is None else max(0.0, min(POLL, deadline - time.monotonic()))
             try:
                 return get(timeout=left)
@@ -217,8 +227,18 @@ class SandboxedKernel(RunningKernel):
         try:
             return self._capped(self._wait(self.kc.get_iopub_msg, timeout))
         finally:
-            if self.kc.refused():
+            if not self.hung and self.kc.refused():
                 self.cell.refused = True
+
+    def interrupt(self) -> None:
+        """ipykernel's message interrupt; a kernel that does not answer it is killed."""
+        super().interrupt()
+        control = getattr(self.km, "_control_socket", None)
+        if control is not None and control.poll(int(INTERRUPT_GRACE * 1000)):
+            control.recv_multipart()  # the interrupt_reply: the kernel is responsive
+            return
+        self.hung = True
+        self.stop()
 
     def execute_cell_input(self, cell_input: str, allow_stdin: bool | None = None) -> str:
         self.cell = CellOutput()
