@@ -232,6 +232,8 @@ class SandboxedKernel(RunningKernel):
 
     def interrupt(self) -> None:
         """ipykernel's message interrupt; a kernel that does not answer it is killed."""
+        if not self.is_alive():
+            return
         super().interrupt()
         control = getattr(self.km, "_control_socket", None)
         if control is not None and control.poll(int(INTERRUPT_GRACE * 1000)):
