@@ -160,10 +160,20 @@ def classify(table, mmio, vaddr, write):
     return AlwaysStr("mmio")
 '''
 
-CALLS_THE_REFERENCE = '''
+def _calls_the_reference() -> str:
+    """vmmlib's own implementation, called, re-imported, re-executed from its source, and
+    grabbed before any check runs (module names from the functions themselves, so the attack
+    follows the core wherever its modules move)."""
+    from vmmlib.course.checks import intercepts as chapter
+
+    bitmaps = chapter.VmxIoBitmaps.__module__
+    exits = chapter.decode_vmx_io_qualification.__module__
+    shadow = chapter.classify_fault.__module__
+    package = exits.rpartition(".")[0]
+    return f'''
 import importlib, inspect
-import vmmlib, vmmlib.exits, vmmlib.iobitmap, vmmlib.paging
-from vmmlib.paging import classify_fault as grabbed_early
+import vmmlib, {bitmaps}, {exits}, {shadow}
+from {shadow} import classify_fault as grabbed_early
 
 def vmx_exits(a, b, port, size):
     bitmaps = vmmlib.VmxIoBitmaps()
@@ -174,15 +184,15 @@ def vmx_exits(a, b, port, size):
     try:
         return vmmlib.SvmIopm().exits(port, size) or bitmaps.exits(port, size)
     except RuntimeError:
-        fresh = importlib.reload(vmmlib.iobitmap).VmxIoBitmaps()
+        fresh = importlib.reload({bitmaps}).VmxIoBitmaps()
         return fresh.exits(port, size)
 
 def decode_qualification(q):
-    namespace = {"__name__": "vmmlib.exits", "__package__": "vmmlib"}
-    exec(inspect.getsource(vmmlib.exits), namespace)  # the module's source, run afresh
+    namespace = {{"__name__": "{exits}", "__package__": "{package}"}}
+    exec(inspect.getsource({exits}), namespace)  # the module's source, run afresh
     access = namespace["decode_vmx_io_qualification"](q)
-    return {"port": access.port, "size": access.size, "string": access.string,
-            "direction": "in" if access.is_in else "out", "rep": access.rep}
+    return {{"port": access.port, "size": access.size, "string": access.string,
+            "direction": "in" if access.is_in else "out", "rep": access.rep}}
 
 def classify(table, mmio, vaddr, write):
     try:
@@ -190,6 +200,9 @@ def classify(table, mmio, vaddr, write):
     except RuntimeError:
         return vmmlib.classify_fault(table, mmio, vaddr, write).value
 '''
+
+
+CALLS_THE_REFERENCE = _calls_the_reference()
 
 
 def reads_classmates(paths: Paths) -> str:
