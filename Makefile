@@ -6,11 +6,13 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 SUBMISSIONS ?= submissions
 GRADES ?= grades
+# make grade UNSAFE_NO_SANDBOX=1: grade without the bubblewrap sandbox (trusted work only)
+UNSAFE_NO_SANDBOX ?=
 PORT ?= 8888
 # conftest.py keeps Jupyter, IPython and matplotlib state out of your home during tests.
 TESTENV := PYDEVD_DISABLE_FILE_VALIDATION=1
 
-.PHONY: lab test unit fuzz notebooks exercises grade bench slides lint clean
+.PHONY: lab test unit fuzz notebooks exercises grade preflight bench slides lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,9 +49,15 @@ notebooks: $(STAMP)
 exercises: $(STAMP)
 	$(PY) -m vmmlib.course exercises solutions exercises
 
-## make grade SUBMISSIONS=dir: grade a folder of submissions into $(GRADES)/
-grade: $(STAMP)
-	$(TESTENV) $(PY) -m vmmlib.course grade exercises $(SUBMISSIONS) $(GRADES)
+## make grade SUBMISSIONS=dir: grade a folder of submissions into $(GRADES)/, each student's
+## code in a bubblewrap sandbox (the preflight says how to install it when it is missing)
+grade: $(STAMP) $(if $(UNSAFE_NO_SANDBOX),,preflight)
+	$(TESTENV) $(PY) -m vmmlib.course grade exercises $(SUBMISSIONS) $(GRADES) \
+		$(if $(UNSAFE_NO_SANDBOX),--unsafe-no-sandbox)
+
+## make preflight: can students' code be graded in a sandbox here? (how to install bwrap)
+preflight: $(STAMP)
+	@$(PY) -m vmmlib.course preflight
 
 ## make slides: offline reveal.js decks of the lecture notebooks in slides/
 slides: $(STAMP)
