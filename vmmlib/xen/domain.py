@@ -79,6 +79,8 @@ class Domain:
         self.evtchn = EventChannels(self)
         self.vpic: VirtualPic | None = VirtualPic(self) if kind == "hvm" else None
         self.ioreq_server: IoreqServer | None = None
+        #: HVM_PARAM_CALLBACK_IRQ's vector (None: no callback; see vmmlib.xen.upcall)
+        self.callback_vector: int | None = None
         if kind == "pv":
             self._direct_map()
         # what the exit handlers reach on every exit, looked up once
