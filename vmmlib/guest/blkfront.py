@@ -19,7 +19,8 @@ Everything it does is guest operations on its own memory, as the C driver's load
   in (old, new];
 * **responses** (``_take_responses``): read rsp_prod, refuse a back end that claims more
   responses than the ring holds, copy each 16-byte response out, match its ``id`` to the
-  request it answers and end the request's grants;
+  request it answers and end the request's grants; with nothing left in flight, ask for an
+  event on the next response (rsp_event = rsp_cons + 1), as blkif_interrupt does;
 * **sleeping** (``blkfront_io``): RING_FINAL_CHECK_FOR_RESPONSES before waiting — set
   rsp_event = rsp_cons + 1, then look at rsp_prod once more — so a response that lands just
   then is not waited for in vain.
@@ -238,6 +239,8 @@ def _take_responses(front: Blkfront) -> Guest:
         front._row(ANSWERED, rsp.id, rsp.status, idx & (BLKIF_RING_SIZE - 1))
         front.rsp_cons = (idx + 1) & RING_IDX_MASK
         taken += 1
+    if front.rsp_cons == front.req_prod_pvt:  # nothing in flight: the next response notifies
+        yield Store(front.ring + RSP_EVENT, 4, (front.rsp_cons + 1) & RING_IDX_MASK)
     return taken
 
 

@@ -41,7 +41,8 @@ from ..xen.vcpu import Vcpu
 from ..xen.xenstore import XenbusStateInitialised, home
 from .device_model import DISK_SECTORS, SECTOR_BUFFER, dm_machine, make_backend
 
-GUEST_RAM = DOM0_RAM = 256 * MIB
+DOM0_RAM = 256 * MIB
+GUEST_RAM = 128 * MIB  # (the rest of the 512 MiB machine: room for another guest)
 RING, GRANT_FRAME, SCRATCH = 0x10000, 0x11000, 0x12000
 BUFFER = SECTOR_BUFFER
 VDEV = 768  # xvda / hda's device number (major 3, minor 0), as xl names the first disk

@@ -34,6 +34,7 @@ Sources: torvalds/linux drivers/block/xen-blkback/blkback.c (``__do_block_io_op`
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 from ..devices.disk import DiskBackend
@@ -42,6 +43,7 @@ from ..hw.memory import PAGE_SIZE
 from ..trace import Schema
 from .blkif import (
     BLKIF_OP_READ,
+    BLKIF_RING_SIZE,
     BLKIF_RSP_OKAY,
     RING_ENTRY_SIZE,
     SECTOR_SIZE,
@@ -62,6 +64,9 @@ if TYPE_CHECKING:
     from .domain import Domain
 
 ACTOR = "blkback"
+#: where dom0's kernel maps granted pages (a virtual-address area of its own; Xen records the
+#: address with the mapping and unmaps by it)
+MAP_AREA = 0xFFFF_C900_0000_0000
 CONNECT = Schema(ACTOR, "connect", ("domain", "ring_ref", "port", "status"))
 TAKE = Schema(ACTOR, "take", ("domain", "req_prod", "count"))
 BOGUS = Schema(ACTOR, "bogus-ring", ("domain", "reason"))
@@ -85,6 +90,8 @@ class Vbd:
         self.disk_free_at = 0  # the disk serves one transfer at a time
         self.requests = self.errors = self.notifications = self.events = 0
         self._serving = False
+        self._free_vaddrs = deque(MAP_AREA + PAGE_SIZE * i
+                                  for i in range(1, 1 + BLKIF_RING_SIZE * 11))
 
     @property
     def halted(self) -> str | None:
@@ -151,15 +158,16 @@ class Vbd:
             flags |= GNTMAP_readonly  # the back end only reads the pages of a write
         dom0, handles = self.back.dom0.domain, []
         for seg in req.used_segments():
-            result = grants.map_grant_ref(dom0, self.frontend.domid, seg.gref, flags)
+            vaddr = self._free_vaddrs.popleft()
+            result = grants.map_grant_ref(dom0, self.frontend.domid, seg.gref, flags, vaddr)
             if result.status != GNTST_okay:
-                for handle in handles:
-                    grants.unmap_grant_ref(dom0, handle)
+                self._free_vaddrs.append(vaddr)
+                self._unmap(handles)
                 self._row(MAPPED, self.frontend.name, req.id, len(handles) + 1, result.status)
                 self._refuse(req, f"grant ref {seg.gref}: {GNTST_NAMES[result.status]}",
                              error_status(req))
                 return None
-            handles.append(result.handle)
+            handles.append((result.handle, vaddr))
         self._row(MAPPED, self.frontend.name, req.id, len(handles), GNTST_okay)
         return handles
 
@@ -168,7 +176,7 @@ class Vbd:
         if handles is None:
             return
         dom0 = self.back.dom0.domain
-        pages = [self.back.grants.mapped_page(dom0, h) for h in handles]
+        pages = [self.back.grants.mapped_page(dom0, h) for h, _ in handles]
         segments = req.used_segments()
         count = req.nr_sectors()
         clock = self.machine.clock
@@ -195,9 +203,15 @@ class Vbd:
                 page[s.first_sect * SECTOR_SIZE : s.first_sect * SECTOR_SIZE + n] = (
                     memoryview(data)[at : at + n])
                 at += n
-        for handle in handles:
-            self.back.grants.unmap_grant_ref(self.back.dom0.domain, handle)
+        self._unmap(handles)
         self._respond(req, BLKIF_RSP_OKAY)
+
+    def _unmap(self, handles: list[tuple[int, int]]) -> None:
+        dom0 = self.back.dom0.domain
+        for handle, vaddr in handles:
+            status = self.back.grants.unmap_grant_ref(dom0, handle, vaddr)
+            assert status == GNTST_okay, status  # blkback's own mappings: never refused
+            self._free_vaddrs.append(vaddr)
 
     def _respond(self, req: Request, status: int) -> None:
         """make_response: the response in the next private slot, published; an event if the
@@ -227,13 +241,14 @@ class Blkback:
         if not isinstance(disk, DiskBackend):
             raise ConfigError(f"a virtual block device needs a DiskBackend, not {disk!r}")
         machine, dom0 = frontend.machine, self.dom0.domain
-        result = self.grants.map_grant_ref(dom0, frontend.domid, ring_ref, GNTMAP_host_map)
+        result = self.grants.map_grant_ref(dom0, frontend.domid, ring_ref, GNTMAP_host_map,
+                                           MAP_AREA)
         ok = result.status == GNTST_okay and dom0.evtchn.may_bind(frontend.evtchn, port)
         machine.trace.record((machine.clock.now, CONNECT.id, frontend.name, ring_ref, port,
                               "connected" if ok else GNTST_NAMES.get(result.status, "bad port")))
         if not ok:
             if result.status == GNTST_okay:
-                self.grants.unmap_grant_ref(dom0, result.handle)
+                self.grants.unmap_grant_ref(dom0, result.handle, MAP_AREA)
             return None
         page = self.grants.mapped_page(dom0, result.handle)
         assert page is not None and page.size == PAGE_SIZE
