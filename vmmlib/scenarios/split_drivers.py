@@ -191,7 +191,7 @@ def compare_paths(sectors: int = 64, backend: str = "memory") -> list[PathCost]:
     out = []
     world = dm_machine(backend)
     vcpu = Vcpu(world.guest, ide_read(0, sectors, style="insw", buffer=BUFFER))
-    vcpu.run()
+    vcpu.run(50_000_000)
     _check_done(vcpu)
     out.append(count_costs(PATHS[0], nbytes, world.machine.trace, world.machine.clock.now))
     for kind, path in (("pv", PATHS[1]), ("hvm", PATHS[2])):
