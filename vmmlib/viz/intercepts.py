@@ -43,8 +43,9 @@ def _last_exit(vcpu: Any) -> tuple[dict | None, dict | None]:
     return None, None
 
 
-def _byte_note(value: int) -> str:
-    return f" {chr(value)!r}" if 0x20 <= value < 0x7F else ""
+def _byte_note(port: int, value: int) -> str:
+    """A character written to THR or read from RBR (offset 0), as text."""
+    return f" {wire_text(bytes([value]))!r}" if port & 7 == 0 else ""
 
 
 def serial_panel(vcpu: Any) -> Panel:
@@ -57,7 +58,7 @@ def serial_panel(vcpu: Any) -> Panel:
         if emulated is not None:
             value = emulated["value"]
             arrow = "→" if emulated["dir"] == "in" else "←"
-            access += f" {arrow} {value:#04x}{_byte_note(value)}"
+            access += f" {arrow} {value:#04x}{_byte_note(emulated['port'], value)}"
         exit_section = key_value(
             "the last exit, three ways", {"guest": access, **exit_forms(record, emulated)}
         )

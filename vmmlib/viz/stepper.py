@@ -313,7 +313,7 @@ class Stepper:
     def _build(self, play_interval_ms: int) -> None:
         def button(label: str, icon: str, tip: str, action: Callable[[], None]) -> Any:
             b = widgets.Button(
-                description=label, icon=icon, tooltip=tip, layout=widgets.Layout(width="74px")
+                description=label, icon=icon, tooltip=tip, layout=widgets.Layout(width="auto")
             )
             b.on_click(lambda _b: self._guarded(action))
             return b
