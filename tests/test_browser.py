@@ -276,42 +276,32 @@ def test_every_slide_deck_works_offline(decks, lab, browser):
 
 
 # --- the student: chapter 01's steppers on a laptop -------------------------------------------
-#: Run the cells of the current notebook whose source matches a regular expression; mark each
-#: (data-vmm-test=its number) and return their sources.
-RUN_CELLS = """pattern => {
-    const panel = window.jupyterapp.shell.currentWidget;
-    const cells = panel.content.widgets;
-    const wanted = cells.map((c, i) => [c, i]).filter(([c]) =>
-        c.model.type === 'code' && new RegExp(pattern).test(c.model.sharedModel.source));
-    wanted.forEach(([c], k) => c.node.setAttribute('data-vmm-test', k));
-    panel.content.deselectAll();
-    panel.content.activeCellIndex = wanted[0][1];
-    for (const [, i] of wanted) panel.content.select(cells[i]);
-    return window.jupyterapp.commands.execute('notebook:run-cell')
-        .then(() => wanted.map(([c]) => c.model.sharedModel.source));
-}"""
-#: How many of the current notebook's marked cells have a widget in their output.
-WIDGET_OUTPUTS = """() => window.jupyterapp.shell.currentWidget.content.widgets
-    .filter(c => c.node.hasAttribute('data-vmm-test') && c.model.outputs.length
-            && c.model.outputs.get(0).data['application/vnd.jupyter.widget-view+json']).length"""
-#: Scroll the stepper of marked cell k to the top of the notebook's view.
-SHOW_CELL = """async k => {
-    const notebook = window.jupyterapp.shell.currentWidget.content;
-    const i = notebook.widgets.findIndex(c => c.node.getAttribute('data-vmm-test') === `${k}`);
-    const cell = notebook.widgets[i];
-    await notebook.scrollToItem(i, 'start');
-    let stepper = null;
-    for (let tries = 0; !stepper && tries < 200; tries++) {  // the widget view renders async
-        stepper = cell.node.querySelector('.vmm-stepper .widget-button')
-            && cell.node.querySelector('.vmm-stepper');
-        await new Promise(r => setTimeout(r, 25));
-    }
-    const outer = notebook.outerNode;
+#: Scroll stepper k to the top of the notebook's view.
+SHOW_STEPPER = """async k => {
+    const stepper = document.querySelectorAll('.jp-Notebook .vmm-stepper')[k];
+    const outer = stepper.closest('.jp-WindowedPanel-outer');
     for (let i = 0; i < 2; i++) {
         outer.scrollTop += stepper.getBoundingClientRect().top - outer.getBoundingClientRect().top;
         await new Promise(r => setTimeout(r, 100));
     }
 }"""
+
+
+def steppers_notebook(folder: Path) -> str:
+    """Chapter 01's stepper cells and the imports they need, as a notebook beside chapter 01
+    (the same width and styles; without the chapter's other 40 cells to render and run)."""
+    chapter = nbformat.read(ROOT / "notebooks" / "01-intercepts.ipynb", as_version=4)
+    wanted = ("import inspect", "from vmmlib import classify_fault", "Stepper(")
+    cells = [
+        nbformat.v4.new_code_cell(c.source)
+        for c in chapter.cells
+        if c.cell_type == "code" and c.source.startswith(wanted)
+    ]
+    assert sum(c.source.startswith("Stepper(") for c in cells) == 2
+    nb = nbformat.v4.new_notebook(cells=cells, metadata=chapter.metadata)
+    nb.metadata.pop("widgets", None)
+    nbformat.write(nb, folder / "01-steppers.ipynb")
+    return "notebooks/01-steppers.ipynb"
 
 
 def _boxes(page, selector: str) -> list[dict]:
@@ -325,27 +315,29 @@ def _boxes(page, selector: str) -> list[dict]:
 
 def test_chapter_01_steppers_fit_a_laptop_screen(lab, lab_page):
     page = lab_page
-    page.evaluate(
-        "window.jupyterapp.commands.execute('docmanager:open',"
-        " {path: 'notebooks/01-intercepts.ipynb'})"
-    )
+    path = steppers_notebook(lab.root / "notebooks")
+    page.evaluate("p => window.jupyterapp.commands.execute('docmanager:open', {path: p})", path)
     page.wait_for_function(
-        "() => (window.jupyterapp.shell.currentWidget.context || {}).path"
-        " === 'notebooks/01-intercepts.ipynb'", timeout=20_000
+        "p => (window.jupyterapp.shell.currentWidget.context || {}).path === p",
+        arg=path, timeout=20_000,
     )
     # the toolbar says "idle" before the kernel exists; the status bar knows better
     page.wait_for_function(IDLE, timeout=60_000)
-    # the two steppers and their imports (running every cell would only cost time here)
-    ran = page.evaluate(RUN_CELLS, r"^Stepper\(|^import inspect|^from vmmlib import classify")
-    steppers = [k for k, source in enumerate(ran) if source.startswith("Stepper(")]
-    assert len(ran) == 4 and len(steppers) == 2
-    page.wait_for_function(IDLE, timeout=120_000)
-    assert page.evaluate(WIDGET_OUTPUTS) == 2  # the two Stepper cells
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.jp-Notebook .vmm-stepper .widget-button').length >= 8",
+        timeout=60_000,
+    )
+    page.wait_for_function(IDLE, timeout=60_000)
     current = ".jp-NotebookPanel:not(.lm-mod-hidden)"
     [visible] = _boxes(page, f"{current} .jp-WindowedPanel-outer")
     assert visible["bottom"] <= LAPTOP["height"]
-    for k in steppers:
-        page.evaluate(SHOW_CELL, k)
+    page.evaluate(
+        "() => document.querySelectorAll('.jp-Notebook .vmm-stepper')"
+        ".forEach((s, k) => s.closest('.jp-Cell').setAttribute('data-vmm-test', k))"
+    )
+    for k in range(2):
+        page.evaluate(SHOW_STEPPER, k)
         cell = f"{current} [data-vmm-test='{k}']"
         text = page.locator(f"{cell} .jp-OutputArea").text_content()
         for bad in ("Error displaying widget", "Loading widget", "Traceback"):
@@ -375,8 +367,10 @@ def test_chapter_01_steppers_fit_a_laptop_screen(lab, lab_page):
             "s => /step 1 of/.test(document.querySelector(s).textContent)",
             arg=f"{cell} .vmm-stepper", timeout=20_000,
         )
-        marked = page.locator(f"{cell} .vmm-stepper-state span[style*=background]").count()
-        assert marked > 0 and "exit" in stepper.text_content()
+        page.wait_for_selector(  # what the step changed is highlighted (the panel arrives last)
+            f"{cell} .vmm-stepper-state span[style*=background]", timeout=20_000
+        )
+        assert "exit" in stepper.text_content()
     page.screenshot(path=str(lab.root.parent / "chapter-01-stepper.png"))
 
 
