@@ -30,7 +30,7 @@ _LAZY = {
         "html_to_text",
     ),
     "intercepts": ("serial_panel", "mmio_panel"),
-    "panels": ("Panel", "key_value", "register_table", "text_block"),
+    "panels": ("Panel", "key_value", "register_table", "text_block", "vcpu_section"),
     "text": (
         "trace_log",
         "wire_text",

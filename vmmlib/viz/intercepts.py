@@ -20,8 +20,7 @@ from ..devices.vga_text import TEXT_BASE
 from ..hw.memory import PAGE_SHIFT
 from ..scenarios.intercepts import uart_of
 from ..xen.shadow import FaultKind, classify_fault
-from .panels import Panel, key_value, register_table, text_block
-from .stepper import vcpu_section
+from .panels import Panel, key_value, register_table, text_block, vcpu_section
 from .text import wire_text
 
 #: What the hypervisor does with each kind of shadow #PF.
