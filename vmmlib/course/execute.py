@@ -45,6 +45,11 @@ def execute_notebook(path: Path, timeout: int = CELL_TIMEOUT) -> None:
         record_timing=False,
     )
     client.execute()
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+
+    # the kernel flushes stdout on a timer: one print can arrive in two stream outputs, so
+    # merge them, or an unchanged notebook would be stored differently from run to run
+    nb, _ = CoalesceStreamsPreprocessor().preprocess(nb, {})
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
     text = nbformat.writes(nb)
