@@ -351,6 +351,10 @@ def test_chapter_01_steppers_fit_a_laptop_screen(lab, lab_page):
         assert state["bottom"] <= visible["bottom"], (k, state, visible)
         assert log["bottom"] <= visible["bottom"] and state["right"] <= visible["right"]
         assert state["top"] < log["bottom"], "the log and the state panel sit side by side"
+        overflow = page.eval_on_selector(  # and the panel's content fits its box
+            f"{cell} .vmm-stepper-state", "e => e.scrollWidth - e.clientWidth"
+        )
+        assert overflow <= 1, f"stepper {k}: the state panel is {overflow} px too wide"
         # log records never wrap: every record is one line high
         lines = _boxes(page, f"{cell} .vmm-stepper-log div[style*='white-space:pre'] > div")
         heights = [line["height"] for line in lines]
