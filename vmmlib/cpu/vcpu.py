@@ -9,7 +9,7 @@ knowing only its control block (``vmmlib.cpu.vmcs``) and the physical machine:
   point (the host RIP), then re-enters the guest;
 * a load or store walks the shadow table; a present entry reaches machine memory directly, a
   missing (or read-only, for a store) one makes a #PF exit; an access that crosses a page is
-  checked on both pages before any byte moves, as x86 does;
+  checked on both pages before any byte moves, as x86 does (``vmmlib.cpu.memory_access``);
 * INVLPG exits (Xen runs HVM guests on shadow tables, so it must see TLB flushes);
 * a hypercall is a VMCALL / VMMCALL exit (HVM), or a trap straight into the hypervisor (PV).
   A paravirtualized guest has no VMCS: its port I/O and page faults *trap* into Xen (#GP,
@@ -40,15 +40,13 @@ from typing import Any
 from ..errors import (
     ConfigError,
     DomainCrash,
-    GeneralProtection,
     GuestFault,
     GuestProgramError,
 )
 from ..hw.machine import PhysicalMachine
-from ..hw.memory import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
+from ..hw.memory import PAGE_MASK, PAGE_SIZE
 from ..trace import Schema
 from .exits import (
-    EXIT_REASON_EXCEPTION_NMI,
     EXIT_REASON_HLT,
     EXIT_REASON_INVLPG,
     EXIT_REASON_IO_INSTRUCTION,
@@ -56,13 +54,10 @@ from .exits import (
     HYPERCALL_ENTRY,
     INTERRUPT_ENTRY,
     PV_GP_TRAP,
-    PV_PF_TRAP,
     SVM_HLT_EXIT,
     SVM_INVLPG_EXIT,
     SVM_IO_EXIT,
-    SVM_PF_EXIT,
     SVM_VMMCALL_EXIT,
-    VMEXIT_EXCEPTION_PF,
     VMEXIT_HLT,
     VMEXIT_INVLPG,
     VMEXIT_IOIO,
@@ -70,16 +65,14 @@ from .exits import (
     VMX_HLT_EXIT,
     VMX_INVLPG_EXIT,
     VMX_IO_EXIT,
-    VMX_PF_EXIT,
     VMX_STRING_IO_EXIT,
     VMX_VMCALL_EXIT,
     PortAccess,
-    pf_error_code,
     svm_ioio_exitinfo1,
     vmx_io_qualification,
 )
+from .memory_access import PV, SVM, VMX, GuestMemoryAccess
 from .ops import (
-    ADDRESS_LIMIT,
     Cmpxchg,
     Guest,
     Hlt,
@@ -95,8 +88,7 @@ from .ops import (
     StoreBlock,
     Xchg,
 )
-from .paging import PTE_FRAME_MASK, PTE_WRITABLE
-from .vmcs import EMULATED_PAGE, RETRY, ControlBlock, Probe
+from .vmcs import ControlBlock
 
 #: Nominal instruction lengths (bytes) for RIP bookkeeping: IN/OUT with DX, REP INS/OUTS,
 #: a MOV to or from memory, XCHG, LOCK CMPXCHG, REP MOVSB, INVLPG (0F 01 /7), VMCALL (0F 01 C1).
@@ -116,9 +108,7 @@ RUN_CHUNK = 1024
 #: EXITINFO1 bit 9 (A64): the model's instructions use 64-bit addressing.
 SVM_A64 = 1 << 9
 
-VMX, SVM, PV = 0, 1, 2
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}>")
-GP_FAULT = Schema("cpu", "fault", ("vector", "name", "addr"), {"vector": 13, "name": "#GP"})
 
 
 def describe(thing: Any, limit: int = 300) -> str:
@@ -147,7 +137,7 @@ def describe_error(exc: BaseException) -> str:
     return describe(f"{name}: {message}" if message else name, 400).strip("'\"")
 
 
-class VirtualCpu:
+class VirtualCpu(GuestMemoryAccess):
     """One virtual CPU running the guest generator ``program`` under ``control``."""
 
     def __init__(
@@ -437,139 +427,6 @@ class VirtualCpu:
         control block."""
         t = self._clock.advance(self._exit_ns)
         self._record((t, *row))
-
-    # -- memory -------------------------------------------------------------------------------
-    def _memory(self, op: Load | Store) -> Any:
-        write = op.__class__ is Store
-        addr = op.addr
-        self.instruction = op  # a split access emulates each piece as its own instruction
-        if (addr & PAGE_MASK) + op.size > PAGE_SIZE:
-            return self._split_access(op, write)
-        shadow = self.control.shadow
-        while True:
-            spte = shadow.get(addr >> PAGE_SHIFT)
-            if spte is not None and (not write or spte & PTE_WRITABLE):  # no exit: plain RAM
-                maddr = (spte & PTE_FRAME_MASK) | (addr & PAGE_MASK)
-                t = self._clock.advance(self.machine.costs.ram_access_ns)
-                memory = self.machine.memory
-                if write:
-                    memory.write(maddr, op.size, op.value)
-                    self._record((t, self._store, addr, op.value))
-                    return None
-                value = memory.read(maddr, op.size)
-                self._record((t, self._load, addr, value))
-                return value
-            # no shadow entry, or a read-only one for a store: #PF exit (or trap, PV)
-            outcome = self._page_fault(addr, pf_error_code(spte is not None, write))
-            if outcome is not RETRY:
-                return outcome
-
-    def _page_fault(self, addr: int, error_code: int) -> Any:
-        """The #PF on a shadow entry goes to Xen: a VM exit (HVM) or a trap (PV)."""
-        control = self.control
-        if self._mode == PV:
-            t = self._clock.advance(self._exit_ns)
-            self._record((t, PV_PF_TRAP.id, addr, error_code))
-            outcome = control.trap_entry(self, 14, error_code, addr)
-        else:
-            if self._mode == VMX:  # the exit qualification is the faulting linear address
-                control.exit_reason = EXIT_REASON_EXCEPTION_NMI
-                control.exit_qualification = addr
-                control.intr_info = VMX_PF_EXIT.fixed["intr_info"]
-                control.intr_error_code = error_code
-                self._exit((VMX_PF_EXIT.id, addr, error_code))
-            else:  # EXITINFO1 = the error code, EXITINFO2 = the faulting address
-                control.exitcode = VMEXIT_EXCEPTION_PF
-                control.exitinfo1, control.exitinfo2 = error_code, addr
-                self._exit((SVM_PF_EXIT.id, error_code, addr))
-            outcome = control.host_rip(self)
-        self._clock.now += self._entry_ns
-        return outcome
-
-    def _probe(self, addr: int, write: bool) -> bool:
-        """Make sure the page of ``addr`` can be accessed before any byte of a multi-page
-        access moves: True for RAM the shadow now maps, False for an emulated page. A real
-        page fault is raised here, so nothing has been written when the guest gets it."""
-        shadow = self.control.shadow
-        instruction = self.instruction
-        try:
-            while True:
-                spte = shadow.get(addr >> PAGE_SHIFT)
-                if spte is not None and (not write or spte & PTE_WRITABLE):
-                    return True
-                self.instruction = Probe(addr, write)
-                outcome = self._page_fault(addr, pf_error_code(spte is not None, write))
-                if outcome is EMULATED_PAGE:
-                    return False
-        finally:
-            self.instruction = instruction
-
-    def _check_canonical(self, addr: int, length: int) -> None:
-        if addr + length > ADDRESS_LIMIT:  # the last bytes are not canonical: #GP(0)
-            t = self._clock.advance(self.machine.costs.inject_ns)
-            self._record((t, GP_FAULT.id, addr))
-            raise GeneralProtection(addr)
-
-    def _split_access(self, op: Load | Store, write: bool) -> Any:
-        """An access that crosses a page boundary: both pages are checked first (a fault on
-        either leaves memory untouched, as on x86), then each byte goes through its page."""
-        addr, size = op.addr, op.size
-        self._check_canonical(addr, size)
-        split = PAGE_SIZE - (addr & PAGE_MASK)
-        self._probe(addr, write)
-        self._probe(addr + split, write)
-        value = 0
-        for i in range(size):
-            if write:
-                self._memory(Store(addr + i, 1, (op.value >> (8 * i)) & 0xFF))
-            else:
-                value |= self._memory(Load(addr + i, 1)) << (8 * i)
-        return None if write else value
-
-    def _atomic(self, op: Xchg | Cmpxchg) -> int:
-        """XCHG / LOCK CMPXCHG: a read and a write that nothing can come between (alarms only
-        fire between operations). The CPU asks for write access first, so a read-only page
-        faults before anything is read, even when the compare fails; sends back the old value."""
-        addr, size = op.addr, op.size
-        self._check_canonical(addr, size)
-        self._probe(addr, True)
-        if (addr & PAGE_MASK) + size > PAGE_SIZE:  # a split lock: both pages, first
-            self._probe(addr + PAGE_SIZE - (addr & PAGE_MASK), True)
-        old = self._memory(Load(addr, size))
-        if op.__class__ is Xchg or old == op.expected:
-            self._memory(Store(addr, size, op.value))
-        self.instruction = op
-        return old
-
-    def _block(self, op: StoreBlock | LoadBlock) -> Any:
-        """REP MOVSB between a buffer and memory, a page at a time. Like the real instruction
-        it can fault part-way (the pages before the fault are done)."""
-        write = op.__class__ is StoreBlock
-        length = len(op.data) if write else op.length
-        self._check_canonical(op.addr, length)
-        out = bytearray()
-        addr, done = op.addr, 0
-        while done < length:
-            n = min(length - done, PAGE_SIZE - (addr & PAGE_MASK))
-            if self._probe(addr, write):  # RAM: one copy for the whole piece
-                spte = self.control.shadow[addr >> PAGE_SHIFT]
-                maddr = (spte & PTE_FRAME_MASK) | (addr & PAGE_MASK)
-                t = self._clock.advance(self.machine.costs.ram_access_ns * n)
-                if write:
-                    self.machine.memory.write_bytes(maddr, op.data[done : done + n])
-                    self._record((t, self._store_block, addr, n))
-                else:
-                    out += self.machine.memory.read_bytes(maddr, n)
-                    self._record((t, self._load_block, addr, n))
-            else:  # an emulated page: byte by byte through the MMIO path
-                for i in range(n):
-                    if write:
-                        self._memory(Store(addr + i, 1, op.data[done + i]))
-                    else:
-                        out.append(self._memory(Load(addr + i, 1)))
-            addr, done = addr + n, done + n
-        self.instruction = op
-        return None if write else bytes(out)
 
     def _invlpg(self, op: Invlpg) -> None:
         """INVLPG exits on a shadow-paging hypervisor, which drops its entry for the page."""
