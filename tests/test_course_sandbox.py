@@ -113,3 +113,23 @@ def test_the_preflight_says_how_to_install_bubblewrap_when_it_is_missing(monkeyp
     assert sandbox.preflight() == "bwrap is not installed"
     with pytest.raises(sandbox.ConfigError, match="sudo apt-get install bubblewrap"):
         sandbox.require_sandbox()
+
+
+def test_a_course_cloned_under_tmp_is_still_there_in_the_sandbox(tmp_path):
+    # the kernel's private /tmp is mounted first and the package is bound on top of it: a
+    # course under /tmp (here: a copy of the package in pytest's tmp_path) stays visible
+    package = tmp_path / "course" / "vmmlib"
+    shutil.copytree(PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    ipc = tmp_path / "ipc"
+    ipc.mkdir()
+    limits = Limits()
+    code = "import os, sys; print(os.path.exists(sys.argv[1] + '/__init__.py'))"
+    command = [sys.executable, "-I", "-S", "-c", sandbox._LAUNCHER,
+               json.dumps(limits.rlimits()), shutil.which("bwrap"),
+               *bwrap_args(ipc, package, package, kernel_env("/tmp", limits.output), limits),
+               "--", sys.executable, "-c", code, str(package)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+    args = bwrap_args(ipc, package, package, kernel_env("/tmp", 0), limits)
+    assert args.index("/tmp") < args.index(str(package))

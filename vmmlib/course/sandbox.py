@@ -168,12 +168,13 @@ def bwrap_args(ipc_dir: Path, package_dir: Path, package_copy: Path, env: dict[s
     ]
     for key, value in env.items():
         args += ["--setenv", key, value]
-    args += _system_binds() + _python_binds(package_dir, package_copy)
+    # the private /tmp first: the binds that follow go on top of it, so a course (and its
+    # virtual environment) cloned under /tmp is still there inside the sandbox
     args += ["--proc", "/proc", "--dev", "/dev",
              "--size", str(limits.tmp_size), "--tmpfs", "/dev/shm",  # tmpfs is memory too
-             "--size", str(limits.tmp_size), "--tmpfs", "/tmp",
-             "--dir", WORKDIR, "--chdir", WORKDIR,
-             "--bind", str(ipc_dir), str(ipc_dir)]
+             "--size", str(limits.tmp_size), "--tmpfs", "/tmp"]
+    args += _system_binds() + _python_binds(package_dir, package_copy)
+    args += ["--dir", WORKDIR, "--chdir", WORKDIR, "--bind", str(ipc_dir), str(ipc_dir)]
     return args
 
 
