@@ -80,8 +80,10 @@ def test_a_kernel_sees_only_what_it_needs_and_is_nobody(tmp_path):
     assert seen["vmmlib"] == str(PACKAGE_DIR / "__init__.py")
     assert set(seen["env"]) - {"PWD"} == set(kernel_env("/tmp", 0))  # none of the grader's
     assert len(seen["pids"]) <= 2  # its own PID namespace: bwrap's init and itself
-    # a private /tmp: its working folder, and the way to the socket folder bound into it
-    assert set(seen["tmp"]) - {"work"} <= {tmp_path.parts[2]}
+    # a private /tmp: its working folder, and the ways to what is bound into it (the socket
+    # folder; the Python environment and the package if they live under /tmp)
+    bound = [tmp_path, Path(sys.prefix).resolve(), PACKAGE_DIR]
+    assert set(seen["tmp"]) - {"work"} <= {p.parts[2] for p in bound if p.parts[1] == "tmp"}
     assert seen["limits"]["RLIMIT_AS"] == [1024 * MIB] * 2
     assert seen["limits"]["RLIMIT_CORE"] == [0, 0]
 
