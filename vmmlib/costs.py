@@ -3,13 +3,15 @@
 The simulator never reads a wall clock: every actor advances the virtual clock by one of
 these constants. They are round numbers of the right order of magnitude, chosen so the
 course's comparisons (a trapped access vs a direct one vs a hypercall) come out in the
-proportions measured on real machines. ``SOURCES`` says where each figure comes from; the
-ones marked *illustrative* are our estimate, not a measurement, and students should not be
-tested on their exact values.
+proportions measured on real machines. ``SOURCES`` says where each figure comes from. Every
+figure is an **estimate**: where a source gives a number, the source's number is quoted
+(with where to find it) and the step from it to ours is said; the others give their
+reasoning. Students should not be tested on the exact values.
 """
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, fields
 
 from .errors import ConfigError
@@ -49,30 +51,46 @@ class CostModel:
         return self.vm_exit_ns + self.vm_entry_ns
 
     def table(self) -> list[tuple[str, int, str]]:
-        """(name, ns, source) for every constant: what a notebook prints."""
+        """(name, ns, source) for every constant."""
         return [(f.name, getattr(self, f.name), SOURCES[f.name]) for f in fields(self)]
+
+    def report(self, width: int = 96) -> str:
+        """The table as text for a notebook: name, value, and the source wrapped to ``width``."""
+        lines = []
+        for name, ns, source in self.table():
+            head = f"{name:<18} {ns:>6,} ns  "
+            body = textwrap.wrap(source, max(20, width - len(head)))
+            lines.append(head + body[0])
+            lines += [" " * len(head) + more for more in body[1:]]
+        return "\n".join(lines)
 
 
 SOURCES = {
-    "ram_access_ns": "illustrative: a cached load/store, a few cycles",
+    "ram_access_ns": (
+        "estimate: a cached load or store takes a few CPU cycles, about 1 ns at a few GHz"
+    ),
     "native_port_io_ns": (
-        "order of magnitude of one ISA/LPC bus I/O cycle (~1 us): the reason OSes write to "
-        "port 0x80 as an I/O delay (hardware-facts.md §12; Linux arch/x86/kernel/io_delay.c)"
+        "estimate under a quoted bound: Linux's I/O-delay code says '2 usecs is an upper-bound "
+        "for the outb delay' (a write to port 0x80, arch/x86/kernel/io_delay.c, "
+        "native_io_delay); we take 1 us for one port access on the legacy bus"
     ),
     "vm_exit_ns": (
-        "half of a measured VMRUN round trip: ~1,350 cycles around VMRUN on an AMD host, "
-        "about 450 ns at 3 GHz (LKML, Dec 2020, 'KVM: SVM' vmload/vmsave patch discussion)"
+        "estimate from a measurement in cycles: 1,344-1,376 cycles from just before VMRUN "
+        "to just after it on an AMD host (LKML, Dec 2020, thread on KVM: SVM saving host state "
+        "with VMLOAD/VMSAVE, lkml.iu.edu/hypermail/linux/kernel/2012.2/00527.html); the source "
+        "gives no clock rate: at an assumed 2.7 GHz that is 500 ns for exit plus entry, "
+        "split evenly"
     ),
-    "vm_entry_ns": "the other half of the same measured round trip",
-    "decode_ns": "illustrative: reading the exit fields and dispatching on the exit reason",
-    "emulate_ns": "illustrative: updating the state of a simple emulated register",
-    "shadow_walk_ns": "illustrative: walking the guest page table on a shadow #PF",
+    "vm_entry_ns": "estimate: the other half of the same round trip (see vm_exit_ns)",
+    "decode_ns": "estimate: reading the exit fields and dispatching on the exit reason",
+    "emulate_ns": "estimate: updating the state of a simple emulated register",
+    "shadow_walk_ns": "estimate: walking the guest page table on a shadow #PF",
     "hypercall_ns": (
-        "illustrative: a trap into the hypervisor and back, of the order of an exit round trip"
+        "estimate: a trap into the hypervisor and back, of the order of an exit round trip"
     ),
-    "inject_ns": "illustrative: queueing an exception for the next VM entry",
+    "inject_ns": "estimate: queueing an exception for the next VM entry",
     "ioreq_send_ns": (
-        "illustrative: Xen fills the 32-byte ioreq slot and sets an event-channel bit"
+        "estimate: Xen fills the 32-byte ioreq slot and sets an event-channel bit"
     ),
     "dom0_wakeup_ns": (
         "estimate: from the event channel firing to qemu-dm running in dom0 - dom0's vCPU is "
