@@ -267,6 +267,17 @@ def vga_mode13h(vendor: str = "vmx") -> Vcpu:
     return _run(dm_machine(vendor=vendor), draw_scene())
 
 
+def settle(vcpu: Vcpu) -> int:
+    """The guest has finished: let the rest of its machine finish what it was asked to do
+    (dom0 is scheduled, qemu-dm drains the buffered ring, disks complete), moving virtual time
+    from alarm to alarm until none is left. Returns the virtual ns that took."""
+    clock = vcpu.machine.clock
+    began = clock.now
+    if not clock.run_until(lambda: not clock.alarms):
+        raise ConfigError("the machine did not settle: its alarms keep setting alarms")
+    return clock.now - began
+
+
 # -- measurements for the notebook ---------------------------------------------------------------
 def ioreq_waits(trace: Trace, start: int = 0, stop: int | None = None) -> list[int]:
     """How long the vCPU was blocked on each synchronous ioreq among events ``start`` …
