@@ -128,11 +128,11 @@ BACKEND_DRIVES = {
 }
 
 
-def backends_machine(vendor: str = "vmx") -> World:
+def backends_machine(vendor: str = "vmx", sectors: int = DISK_SECTORS) -> World:
     """One PC with four IDE disks, one behind each backend (``BACKEND_DRIVES``): both
     channels of the PC's IDE controller emulated by qemu-dm (QEMU's -hda ... -hdd). Each holds
-    ``disk_content()``, so that any read can be checked and reads from each compared."""
-    disks = {kind: make_backend(kind) for kind in BACKEND_DRIVES}
+    ``disk_content(sectors)``, so that any read can be checked and reads from each compared."""
+    disks = {kind: make_backend(kind, sectors) for kind in BACKEND_DRIVES}
     return _build(vendor, True, (("primary", disks["memory"], disks["file"]),
                                  ("secondary", disks["local disk"], disks["network storage"])))
 
@@ -344,8 +344,8 @@ def read_backends(sectors: int = 32, vendor: str = "vmx") -> dict[str, dict[str,
     state, and ``per_mib_ns`` = first + 2047 x steady: a MiB's read estimated from this one."""
     if not 2 <= sectors <= 128:
         raise ConfigError("read 2 to 128 sectors (64 KiB at most): enough to see the rate")
-    world = backends_machine(vendor)
-    expected = disk_content()[: sectors * SECTOR_SIZE]
+    world = backends_machine(vendor, sectors=256)  # small images: quick to make
+    expected = disk_content(256)[: sectors * SECTOR_SIZE]
     found = {}
     for kind, (channel, drive) in BACKEND_DRIVES.items():
         base, ctrl, _ = CHANNEL_PORTS[channel]

@@ -29,13 +29,11 @@ def _value(value: int | None) -> str:
 
 
 def _cells(row: ReadbackRow) -> tuple[str, ...]:
-    port = "(none)" if row.port is None else f"0x{row.port:03X}"
-    if row.port is None:
-        back = "-"
-    else:
-        back = "yes" if row.readable else "no"
-    return (port, row.read, row.write, _value(row.read_value), _value(row.written), back,
-            row.shadow or "-")
+    if row.port is None:  # internal state: no address, no register value (a count, if any)
+        now = "-" if row.read_value is None else str(row.read_value)
+        return ("(none)", row.read, row.write, now, _value(row.written), "-", row.shadow or "-")
+    return (f"0x{row.port:03X}", row.read, row.write, _value(row.read_value),
+            _value(row.written), "yes" if row.readable else "no", row.shadow or "-")
 
 
 class ReadbackTable:
