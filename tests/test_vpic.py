@@ -85,4 +85,4 @@ def test_a_halt_nothing_can_end_stops_the_guest_cleanly():
     dom = m.add_domain("hvm", 16 * MIB)
     cpu = Vcpu(dom, (op for op in [In(0x21, 1), Hlt()]))
     cpu.run()
-    assert cpu.done and "nothing left that could raise one" in str(cpu.crashed)
+    assert cpu.done and "nothing left that could wake it" in str(cpu.crashed)

@@ -70,8 +70,13 @@ class GeneralProtection(GuestFault):
 
 
 class Halted(GuestFault):
-    """The vCPU executed HLT and nothing is left that could ever interrupt it: the model
-    ends the guest there (a real CPU would sleep forever)."""
+    """The vCPU executed HLT (or blocked in SCHEDOP_block) and nothing is left that could
+    ever wake it: the model ends the guest there (a real CPU would sleep forever)."""
+
+
+class GuestKernelError(VmmError):
+    """A guest kernel's driver gave up: e.g. a hypercall it cannot do without answered an
+    error (where Linux would fail the device's probe)."""
 
 
 class DomainCrash(VmmError):

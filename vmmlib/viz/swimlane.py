@@ -82,11 +82,17 @@ def plot_swimlanes(
     xs = [(t - t0) / 1000 for t, _, _ in data.points]  # µs since the first event
     ys = [len(data.lanes) - 1 - lane for _, lane, _ in data.points]
     ax.plot(xs, ys, color=GREY, linewidth=0.8, zorder=1)
+    by_kind: dict[str, tuple[list[float], list[int]]] = {}
+    for x, y, (_, _, kind) in zip(xs, ys, data.points, strict=True):
+        kx, ky = by_kind.setdefault(kind, ([], []))
+        kx.append(x)
+        ky.append(y)
+    for kind, (kx, ky) in by_kind.items():  # one collection per kind: fast for long traces
+        ax.scatter(kx, ky, s=28, color=event_colour(kind), edgecolors="black", linewidths=0.4,
+                   zorder=3)
     labelled: set[str] = set()
     previous, stack = None, 0
     for x, y, (_, _, kind) in zip(xs, ys, data.points, strict=True):
-        colour = event_colour(kind)
-        ax.scatter([x], [y], s=28, color=colour, edgecolors="black", linewidths=0.4, zorder=3)
         show = kind in label_kinds if label_kinds is not None else kind not in labelled
         if show:
             stack = stack + 1 if previous == (x, y) else 0  # marks at one spot: labels stack

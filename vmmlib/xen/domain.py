@@ -79,6 +79,8 @@ class Domain:
         self.evtchn = EventChannels(self)
         self.vpic: VirtualPic | None = VirtualPic(self) if kind == "hvm" else None
         self.ioreq_server: IoreqServer | None = None
+        #: HVM_PARAM_CALLBACK_IRQ's vector (None: no callback; see vmmlib.xen.upcall)
+        self.callback_vector: int | None = None
         if kind == "pv":
             self._direct_map()
         # what the exit handlers reach on every exit, looked up once
@@ -87,6 +89,8 @@ class Domain:
         self.pio_ns = machine.costs.decode_ns + machine.costs.emulate_ns
 
     def __repr__(self) -> str:
+        if not hasattr(self, "ram_size"):  # (refused while being built)
+            return "Domain(...)"
         return f"Domain({self.name!r}, {self.kind}, {self.vendor}, {self.ram_size >> 20} MiB)"
 
     @property
@@ -121,8 +125,10 @@ class Domain:
         them (direct paging): the CPU's table holds every valid RAM mapping from the start,
         so a PV guest never faults on memory it has mapped. Paging off: all of its RAM."""
         if self._page_table is None:
-            for gfn in range(self.ram_size >> PAGE_SHIFT):
-                self._direct_map_page(gfn)
+            self.shadow_table.fill_all(self.p2m)
+            for region in self.mmio.regions:  # pages holding MMIO are not RAM
+                for vpn in range(region.base >> PAGE_SHIFT, (region.end >> PAGE_SHIFT) + 1):
+                    self.shadow_table.drop(vpn)
         else:
             for vpn in list(self._page_table.entries):
                 self._direct_map_page(vpn)

@@ -179,25 +179,34 @@ class EventChannels:
         self.ports[port] = Channel(port, "unbound", remote_domid)
         return port
 
+    def may_bind(self, remote: EventChannels, remote_port: int) -> bool:
+        """Is ``remote_port`` of ``remote`` unbound and offered to this domain?"""
+        theirs = remote.ports.get(remote_port)
+        return (theirs is not None and theirs.state == "unbound"
+                and theirs.remote_domid == self.domain.domid)
+
     def bind_interdomain(self, remote: EventChannels, remote_port: int) -> int:
         """EVTCHNOP_bind_interdomain: connect a new local port to the remote's unbound one."""
-        theirs = remote.ports.get(remote_port)
-        if theirs is None or theirs.state != "unbound" or theirs.remote_domid != self.domain.domid:
+        if not self.may_bind(remote, remote_port):
             raise ConfigError(
                 f"{self.domain.name}: {remote.domain.name}'s port {remote_port} is not "
                 "waiting for this domain"
             )
         port = self._new_port()
         self.ports[port] = Channel(port, "interdomain", remote.domain.domid, remote_port)
+        theirs = remote.ports[remote_port]
         theirs.state, theirs.remote_port = "interdomain", port
         return port
 
     def send(self, port: int, domains: dict[int, Domain]) -> str:
-        """EVTCHNOP_send: mark the remote end pending; returns what happened there (or why
-        nothing could: "bad port")."""
+        """EVTCHNOP_send: mark the remote end pending; returns what happened there, or
+        "dropped" (a port still unbound: Xen drops the event silently) or "bad port"."""
         chan = self.ports.get(port) if port.__class__ is int else None
-        if chan is None or chan.state != "interdomain":
-            outcome, remote, rport = "bad port", None, None
+        remote, rport = None, None
+        if chan is None:
+            outcome = "bad port"
+        elif chan.state != "interdomain":
+            outcome = "dropped"
         else:
             remote, rport = domains[chan.remote_domid], chan.remote_port
             outcome = remote.evtchn.deliver(rport)

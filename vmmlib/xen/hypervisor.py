@@ -42,6 +42,7 @@ from ..hw.memory import PAGE_SHIFT
 from ..trace import Schema
 from . import hypercalls
 from .shadow import FaultKind, classify_fault
+from .upcall import UPCALL, block, vector_pending
 
 if TYPE_CHECKING:
     from .vcpu import Vcpu
@@ -54,7 +55,6 @@ EMULATE_MMIO_WRITE = Schema("xen", "emulate", _MMIO, {"dir": "write"})
 INJECT_PF = Schema("xen", "inject", ("vector", "addr", "error_code"), {"vector": 14})
 SHADOW_FILL = Schema("xen", "shadow-fill", ("addr", "gpa"))
 SHADOW_DROP = Schema("xen", "invlpg", ("addr", "dropped"))
-BLOCK = Schema("xen", "block", ("vcpu",))
 INTERRUPT = Schema("xen", "inject", ("vector", "irq"))
 PROBE_MMIO = Schema("xen", "probe", ("addr", "gpa", "page"), {"page": "emulated"})
 _EMULATE_IN, _EMULATE_OUT = EMULATE_IN.id, EMULATE_OUT.id
@@ -131,19 +131,28 @@ def pv_trap(vcpu: Vcpu, vector: int, error_code: int, address: int) -> Any:
 
 # -- halting and interrupts --------------------------------------------------------------------
 def handle_hlt(vcpu: Vcpu) -> int:
-    """HLT: block the vCPU until its virtual PIC has an interrupt to deliver (time moves on
-    from alarm to alarm meanwhile); then acknowledge it and return its vector, which the VM
-    entry delivers. A vCPU that nothing can ever wake is ended (``Halted``)."""
+    """HLT: block the vCPU until its virtual PIC has an interrupt to deliver, or an event is
+    pending and the guest asked for a callback vector (``vmmlib.xen.upcall``); time moves on
+    from alarm to alarm meanwhile. Then the vector is injected, which the VM entry delivers.
+    A vCPU that nothing can ever wake is ended (``Halted``)."""
     dom = vcpu.domain
     machine = vcpu.machine
     pic = dom.vpic
-    t = machine.clock.advance(machine.costs.decode_ns)
-    machine.trace.record((t, BLOCK.id, vcpu.name))
-    if pic is None or not machine.clock.run_until(pic.pending):
-        raise Halted("HLT with no interrupt pending and nothing left that could raise one")
-    irq, vector = pic.acknowledge()
+    if pic is None:
+        raise Halted("HLT with interrupts that can never arrive: the domain has no PIC")
+
+    def ready() -> bool:
+        return pic.pending() or vector_pending(dom)
+
+    block(vcpu, ready, "HLT")
+    if pic.pending():
+        irq, vector = pic.acknowledge()
+        t = machine.clock.advance(machine.costs.inject_ns)
+        machine.trace.record((t, INTERRUPT.id, vector, irq))
+        return vector
+    vector = dom.callback_vector
     t = machine.clock.advance(machine.costs.inject_ns)
-    machine.trace.record((t, INTERRUPT.id, vector, irq))
+    machine.trace.record((t, UPCALL.id, vcpu.name, f"vector {vector:#x}"))
     return vector
 
 

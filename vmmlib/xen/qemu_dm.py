@@ -23,6 +23,7 @@ from typing import Any
 from ..devices.ide import IdeController
 from ..hw.bus import Bus, MemoryBus, PortBus
 from ..trace import Schema
+from .disk_rows import record_disk_access
 from .dom0 import Dom0Kernel
 from .domain import Domain
 from .ioreq import (
@@ -45,8 +46,6 @@ TAKE = Schema(ACTOR, "take", ("slot", "state"), {"state": "INPROCESS"})
 BUF_HANDLE = Schema(ACTOR, "bufioreq", ("device", "addr", "size", "data"))
 BAD = Schema(ACTOR, "bad-ioreq", ("reason",))
 IRQ = Schema(ACTOR, "set-irq", ("irq", "level"))
-DISK = Schema("disk", "access", ("backend", "op", "lba", "count", "latency_ns"))
-DISK_DONE = Schema("disk", "done", ("backend", "op", "lba", "count"))
 
 
 class QemuDm:
@@ -188,15 +187,9 @@ class QemuDm:
 
     def _disk_row(self, event: dict) -> None:
         """The IDE model asked its backend for sectors: a row now, and one when it is done."""
-        machine = self.machine
-        fields = (event.get("backend", "?"), event.get("op", "?"), event.get("lba", -1),
-                  event.get("count", 0))
-        latency = event.get("latency_ns", 0)
-        machine.trace.record((machine.clock.now, DISK.id, *fields, latency))
-        if latency:
-            done = machine.clock.now + latency
-            machine.clock.call_at(done, lambda: machine.trace.record((done, DISK_DONE.id,
-                                                                      *fields)))
+        record_disk_access(self.machine, event.get("backend", "?"), event.get("op", "?"),
+                           event.get("lba", -1), event.get("count", 0),
+                           event.get("latency_ns", 0))
 
     def _schedule_devices(self) -> None:
         """Set an alarm for when a device next changes by itself (a transfer ends, an
