@@ -21,9 +21,11 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-## make lab: open JupyterLab on the course index
+## make lab: JupyterLab on the repository root (notebooks/, exercises/ one click apart),
+## opened on the course overview
 lab: $(STAMP)
-	$(BIN)/jupyter lab --port $(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00-overview.ipynb
+	$(BIN)/jupyter lab --port $(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) \
+		--ServerApp.root_dir=. notebooks/00-overview.ipynb
 
 ## make test: unit tests, every notebook under nbval, grading and browser tests
 test: $(STAMP)
@@ -59,9 +61,11 @@ grade: $(STAMP) $(if $(UNSAFE_NO_SANDBOX),,preflight)
 preflight: $(STAMP)
 	@$(PY) -m vmmlib.course preflight
 
-## make slides: offline reveal.js decks of the lecture notebooks in slides/
+## make slides: offline reveal.js decks of the lecture notebooks in slides/ (the first run
+## fetches reveal.js and the widgets' HTML manager from the npm registry into slides/vendor/)
 slides: $(STAMP)
 	$(PY) -m vmmlib.course slides slides notebooks/*.ipynb
+	@echo "open slides/00-overview.slides.html in a browser (works offline)"
 
 ## make bench: run the benchmarks, one `name: value unit` line per figure
 bench: $(STAMP)

@@ -4,8 +4,8 @@ Each lecture notebook's cells carry ``slideshow.slide_type`` metadata: a ``slide
 section (→ walks the lecture), a ``subslide`` goes below it (↓, more of the same section).
 nbconvert turns each notebook into one HTML deck in ``OUT_DIR`` through the ``offline_slides``
 template (``templates/offline_slides``). The decks work offline: reveal.js (with its fonts),
-require.js, jQuery, the widgets' HTML manager and Font Awesome (the widgets' icons) are
-fetched once from the npm registry into ``OUT_DIR/vendor/``, and the notebooks use no maths
+require.js, jQuery and the widgets' HTML manager (with the Font Awesome fonts of the widgets'
+icons) are fetched once from the npm registry into ``OUT_DIR/vendor/``; the notebooks use no maths
 or diagrams, so MathJax and mermaid are left out. Links between lecture notebooks
 (``01-intercepts.ipynb``) point at the other decks (``01-intercepts.slides.html``). Widgets
 are drawn from their stored state by the HTML manager: static there (no kernel), showing the
@@ -29,10 +29,11 @@ VENDOR = (
     ("reveal.js@4.0.2", "package", "reveal.js"),
     ("requirejs@2.1.10", "package/require.js", "require.js"),
     ("jquery@2.2.4", "package/dist/jquery.min.js", "jquery.min.js"),
-    ("@jupyter-widgets/html-manager@1", "package/dist/embed-amd.js", "embed-amd.js"),
-    ("font-awesome@4.7.0", "package", "font-awesome"),
+    # the widgets' HTML manager, with the Font Awesome fonts its bundle loads beside it
+    ("@jupyter-widgets/html-manager@1", "package/dist", "html-manager"),
 )
-FONT_AWESOME_CSS = "vendor/font-awesome/css/font-awesome.min.css"
+#: Where the widgets' HTML manager and its fonts sit, relative to a deck.
+WIDGETS_DIR = "vendor/html-manager"
 #: A markdown or HTML link to a sibling notebook: ](name.ipynb) or href="name.ipynb".
 _NOTEBOOK_LINK = re.compile(r"(\]\(|href=[\"'])([\w.-]+)\.ipynb(#[^)\"']*)?(?=[)\"'])")
 #: Reveal's logical slide size (16:9); the browser scales it to the screen.
@@ -87,7 +88,7 @@ def export_slides(notebook: Path, out_dir: Path) -> Path:
         reveal_number="c/t",
         require_js_url="vendor/require.js",
         jquery_url="vendor/jquery.min.js",
-        widget_renderer_url="vendor/embed-amd.js",
+        widget_renderer_url=f"{WIDGETS_DIR}/embed-amd.js",
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
@@ -95,7 +96,7 @@ def export_slides(notebook: Path, out_dir: Path) -> Path:
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = deck_links(cell.source)
-    resources = {"metadata": {"name": notebook.stem}, "vmm_font_awesome_url": FONT_AWESOME_CSS}
+    resources = {"metadata": {"name": notebook.stem}, "vmm_widgets_dir": WIDGETS_DIR}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{notebook.stem}.slides.html"

@@ -37,7 +37,7 @@ _LAZY = {
     "device_model": ("record", "Recording", "RecordedSteps", "ioreq_panel"),
     "readback": ("readback_table", "ReadbackTable"),
     "intercepts": ("serial_panel", "mmio_panel"),
-    "panels": ("Panel", "key_value", "register_table", "text_block"),
+    "panels": ("Panel", "key_value", "register_table", "text_block", "vcpu_section"),
     "text": (
         "trace_log",
         "wire_text",

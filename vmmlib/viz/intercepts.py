@@ -20,8 +20,7 @@ from ..devices.vga_text import TEXT_BASE
 from ..hw.memory import PAGE_SHIFT
 from ..scenarios.intercepts import uart_of
 from ..xen.shadow import FaultKind, classify_fault
-from .panels import Panel, key_value, register_table, text_block
-from .stepper import vcpu_section
+from .panels import Panel, key_value, register_table, text_block, vcpu_section
 from .text import wire_text
 
 #: What the hypervisor does with each kind of shadow #PF.
@@ -43,8 +42,9 @@ def _last_exit(vcpu: Any) -> tuple[dict | None, dict | None]:
     return None, None
 
 
-def _byte_note(value: int) -> str:
-    return f" {chr(value)!r}" if 0x20 <= value < 0x7F else ""
+def _byte_note(port: int, value: int) -> str:
+    """A character written to THR or read from RBR (offset 0), as text."""
+    return f" {wire_text(bytes([value]))!r}" if port & 7 == 0 else ""
 
 
 def serial_panel(vcpu: Any) -> Panel:
@@ -57,7 +57,7 @@ def serial_panel(vcpu: Any) -> Panel:
         if emulated is not None:
             value = emulated["value"]
             arrow = "→" if emulated["dir"] == "in" else "←"
-            access += f" {arrow} {value:#04x}{_byte_note(value)}"
+            access += f" {arrow} {value:#04x}{_byte_note(emulated['port'], value)}"
         exit_section = key_value(
             "the last exit, three ways", {"guest": access, **exit_forms(record, emulated)}
         )

@@ -24,17 +24,23 @@ step changed** (a text that grew has only its new tail highlighted). Sections:
 Values are turned into text when the section is made, so a panel is a snapshot. ``Panel.html
 (previous)`` draws it (``previous``: the panel of the step before, or None), ``Panel.text()``
 gives its plain text (what tests read), ``Panel.values()`` what is compared. A panel wider than
-its place wraps its sections. Plain Python: no matplotlib, no ipywidgets.
+its place wraps its sections. ``render_state`` is the Stepper's default panel (each vCPU, and
+every device with ``registers()``, with a serial port's wire); ``vcpu_section`` and
+``device_sections`` are its parts. Plain Python: no matplotlib, no ipywidgets.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
 from .palette import ROLES
+from .text import wire_text
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 FONT = "font-family:monospace;font-size:11px;line-height:1.35"
 _TITLE = "font-weight:bold;font-size:11px;margin:0 0 2px 0;font-family:sans-serif"
@@ -245,13 +251,73 @@ class Panel:
         return "\n".join(s.text() for s in self.sections)
 
 
+# ---------------------------------------------------------------------------------------------
+# the default state panel: vCPUs and the devices that have registers()
+# ---------------------------------------------------------------------------------------------
+def render_registers(
+    registers: Mapping[str, Any], title: str | None = None, columns: int = 1
+) -> str:
+    """An HTML table of registers: name, value in hex, and the bits of byte-wide values
+    (``vmmlib.viz.panels.register_table`` drawn on its own, without highlighting)."""
+    return register_table(title or "", registers, columns).html()
+
+
+def _vcpus_of(obj: Any) -> list[Any]:
+    if hasattr(obj, "rip") and hasattr(obj, "domain"):
+        return [obj]
+    found = getattr(obj, "vcpus", None) or ([obj.vcpu] if hasattr(obj, "vcpu") else [])
+    return list(found)
+
+
+def vcpu_section(vcpu: Any) -> Any:
+    """A vCPU as a panel section: RIP, RAX, steps taken and whether it runs."""
+    state = "crashed" if vcpu.crashed else "done" if vcpu.done else "running"
+    return key_value(
+        f"vCPU {vcpu.name}",
+        {"RIP": f"{vcpu.rip:#x}", "RAX": f"{vcpu.rax:#x}", "steps": vcpu.steps, "state": state},
+    )
+
+
+def device_sections(obj: Any) -> list[Any]:
+    """Every device with ``registers()`` on the domains' buses and the machine's port bus,
+    as register tables; a serial port also shows what reached its wire."""
+    sections: list[Any] = []
+    seen: set[int] = set()
+    for vcpu in _vcpus_of(obj):
+        dom = vcpu.domain
+        for bus in (dom.ports, dom.mmio, dom.machine.ports):
+            for region in bus.regions:
+                dev = region.device
+                if id(dev) in seen or not callable(getattr(dev, "registers", None)):
+                    continue
+                seen.add(id(dev))
+                sections.append(register_table(f"{region.name} registers", dev.registers()))
+                wire = getattr(dev, "output", None)
+                if isinstance(wire, bytes):  # a serial port: what reached the wire so far
+                    sections.append(text_block(f"{region.name} wire", wire_text(wire)))
+    return sections
+
+
+def render_state(obj: Any) -> Panel | str:
+    """The default state panel: each vCPU and every device that has ``registers()`` (on the
+    domains' emulated buses and the machine's port bus), with a serial port's wire."""
+    vcpus = _vcpus_of(obj)
+    if not vcpus:
+        return f"<pre>{html.escape(_ADDRESS.sub('', repr(obj)))}</pre>"
+    return Panel(*(vcpu_section(v) for v in vcpus), *device_sections(obj))
+
+
 __all__ = [
     "KeyValue",
     "Panel",
     "RegisterTable",
     "Section",
     "TextBlock",
+    "device_sections",
     "key_value",
     "register_table",
+    "render_registers",
+    "render_state",
     "text_block",
+    "vcpu_section",
 ]

@@ -98,7 +98,7 @@ def plot_polls_per_character(
     longest = max(len(d.chars) for d in data.values())
     if not longest:
         raise ConfigError("no THR writes in these traces: nothing to plot")
-    fig = _figure(10, 4.2)
+    fig = _figure(10, 3.9)
     ax = fig.subplots(1, 1)
     n = len(data)
     width = 0.8 / n

@@ -52,7 +52,7 @@ from __future__ import annotations
 import html
 import io
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
@@ -60,12 +60,11 @@ import ipywidgets as widgets
 from ..errors import ConfigError, VmmError
 from ..trace import Trace
 from .palette import ROLES
-from .panels import FONT, Panel, key_value, register_table, text_block
-from .text import log_line, log_widths, wire_text
+from .panels import FONT, Panel, render_registers, render_state
+from .text import log_line, log_widths
 
 MAX_STEPS = 10_000
 _TAG = re.compile(r"<[^>]+>")
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _LOG = f"{FONT};margin:0;white-space:pre"
 
 
@@ -78,14 +77,6 @@ def html_to_text(markup: str) -> str:
     markup = re.sub(r"</t[dh]>", " ", markup)
     text = html.unescape(_TAG.sub("", markup))
     return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
-
-
-def render_registers(
-    registers: Mapping[str, Any], title: str | None = None, columns: int = 1
-) -> str:
-    """An HTML table of registers: name, value in hex, and the bits of byte-wide values
-    (``vmmlib.viz.panels.register_table`` drawn on its own, without highlighting)."""
-    return register_table(title or "", registers, columns).html()
 
 
 def render_trace_tail(
@@ -118,51 +109,6 @@ def render_trace_tail(
         out.append(f"<div{style}>{html.escape(log_line(event, widths))}</div>")
     out.append("</div>")
     return "".join(out)
-
-
-def _vcpus_of(obj: Any) -> list[Any]:
-    if hasattr(obj, "rip") and hasattr(obj, "domain"):
-        return [obj]
-    found = getattr(obj, "vcpus", None) or ([obj.vcpu] if hasattr(obj, "vcpu") else [])
-    return list(found)
-
-
-def vcpu_section(vcpu: Any) -> Any:
-    """A vCPU as a panel section: RIP, RAX, steps taken and whether it runs."""
-    state = "crashed" if vcpu.crashed else "done" if vcpu.done else "running"
-    return key_value(
-        f"vCPU {vcpu.name}",
-        {"RIP": f"{vcpu.rip:#x}", "RAX": f"{vcpu.rax:#x}", "steps": vcpu.steps, "state": state},
-    )
-
-
-def device_sections(obj: Any) -> list[Any]:
-    """Every device with ``registers()`` on the domains' buses and the machine's port bus,
-    as register tables; a serial port also shows what reached its wire."""
-    sections: list[Any] = []
-    seen: set[int] = set()
-    for vcpu in _vcpus_of(obj):
-        dom = vcpu.domain
-        for bus in (dom.ports, dom.mmio, dom.machine.ports):
-            for region in bus.regions:
-                dev = region.device
-                if id(dev) in seen or not callable(getattr(dev, "registers", None)):
-                    continue
-                seen.add(id(dev))
-                sections.append(register_table(f"{region.name} registers", dev.registers()))
-                wire = getattr(dev, "output", None)
-                if isinstance(wire, bytes):  # a serial port: what reached the wire so far
-                    sections.append(text_block(f"{region.name} wire", wire_text(wire)))
-    return sections
-
-
-def render_state(obj: Any) -> Panel | str:
-    """The default state panel: each vCPU and every device that has ``registers()`` (on the
-    domains' emulated buses and the machine's port bus), with a serial port's wire."""
-    vcpus = _vcpus_of(obj)
-    if not vcpus:
-        return f"<pre>{html.escape(_ADDRESS.sub('', repr(obj)))}</pre>"
-    return Panel(*(vcpu_section(v) for v in vcpus), *device_sections(obj))
 
 
 def _figure_text(fig: Any) -> str:
@@ -313,7 +259,7 @@ class Stepper:
     def _build(self, play_interval_ms: int) -> None:
         def button(label: str, icon: str, tip: str, action: Callable[[], None]) -> Any:
             b = widgets.Button(
-                description=label, icon=icon, tooltip=tip, layout=widgets.Layout(width="74px")
+                description=label, icon=icon, tooltip=tip, layout=widgets.Layout(width="auto")
             )
             b.on_click(lambda _b: self._guarded(action))
             return b
@@ -483,11 +429,9 @@ def render_last_exit(obj: Any) -> Panel:
 __all__ = [
     "MAX_STEPS",
     "Stepper",
-    "device_sections",
     "html_to_text",
     "render_last_exit",
     "render_registers",
     "render_state",
     "render_trace_tail",
-    "vcpu_section",
 ]
