@@ -232,7 +232,11 @@ def _access_text(req: dict[str, Any], answer: int | None) -> str:
     if req["count"] > 1:
         size += f" x {req['count']}, buffer at {req['data']:#x}"
     text = f"{kind} {req['addr']:#x} ({size})"
-    if answer is not None and req["dir"] == "read" and not req["data_is_ptr"]:
+    if req["data_is_ptr"]:
+        return text
+    if req["dir"] == "write":
+        text += f" ← {req['data']:#x}"
+    elif answer is not None:
         text += f" → {answer:#x}"
     return text
 
@@ -255,8 +259,15 @@ def vcpu_status(events: list[Event]) -> tuple[str, str]:
         elif e.kind == "bufioreq" and e.actor == "xen":
             doing = "running: the write went into the buffered ring, no wait"
             access = f"MMIO write {f['addr']:#x} ({f['size']} bytes), buffered"
+        elif e.kind == "emulate" and e.actor == "xen":
+            doing = "resumed: Xen emulated it itself"
+            arrow = "→" if f.get("dir") == "in" else "←"
+            access = (f"{'IN' if f.get('dir') == 'in' else 'OUT'} {f.get('port', 0):#x} "
+                      f"{arrow} {f.get('value', 0):#x} ({f.get('device', '?')})")
         elif e.kind == "block":
             doing = "halted (HLT): waiting for an interrupt"
+        elif e.kind == "inject":
+            doing = f"Xen injects interrupt vector {f.get('vector')} (IRQ {f.get('irq')})"
         elif e.kind in ("entry", "io", "load", "store"):
             doing = "running in the guest"
         elif e.kind == "halt":
