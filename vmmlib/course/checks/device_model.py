@@ -277,8 +277,9 @@ def replay(program: object, busy: bool = False) -> dict:
             break
         if ops == MAX_OPS:
             program.close()
-            raise DriverError(f"the driver made {MAX_OPS:,} port accesses without returning: "
-                              "does each wait loop wait for the right bits?")
+            raise DriverError(f"the driver made {MAX_OPS:,} port accesses without returning: a "
+                              "wait loop never saw what it waits for (before the command: BSY "
+                              "clear and DRDY set; after it: BSY clear and DRQ set)")
         clock.advance(OP_NS)
         sent = _perform(bus, ide, op, seen)
     return {"task_file": seen["task_file"], "command": seen["command"], "disk_reads": reads,
@@ -330,8 +331,9 @@ reference_read = replayed(_reference_driver)
 
 WAIT = ("wait until the disk is ready ((status & (BSY | DRDY)) == DRDY) before writing the "
         "task file: a busy disk ignores register writes")
-TASK_FILE = ("the task file: 1 to 0x1F2, LBA 7:0 to 0x1F3, 15:8 to 0x1F4, 23:16 to 0x1F5, "
-             "0xE0 | drive << 4 | LBA 27:24 to 0x1F6, then 0x20 to 0x1F7")
+TASK_FILE = ("wait until (status & 0xC0) == 0x40; the task file: 1 to 0x1F2, LBA 7:0 to 0x1F3, "
+             "15:8 to 0x1F4, 23:16 to 0x1F5, 0xE0 | drive << 4 | LBA 27:24 to 0x1F6; 0x20 to "
+             "0x1F7; wait until BSY is clear and DRQ set; read 256 words from 0x1F0")
 #: (lba, drive, busy at start, rule)
 Q2_PLAN = (
     (0, 0, False, TASK_FILE), (1, 0, False, TASK_FILE), (0xFF, 0, False, TASK_FILE),
