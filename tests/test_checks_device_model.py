@@ -362,3 +362,17 @@ def test_the_stubbed_package_withholds_them_and_the_replay_still_runs(tmp_path):
                           cwd=tmp_path, env={"PYTHONPATH": str(copy.parent), "PATH": "/usr/bin"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["q1", "q3", "q2", "q4", "q4", "[[1, 291]]"]
+
+
+def test_q3_full_is_xen_s_rule():
+    # xen/common/ioreq.c, ioreq_send_buffered: the ring is full when write_pointer -
+    # read_pointer >= IOREQ_BUFFER_SLOT_NUM - qw (qw = 1 for an 8-byte write, which takes two
+    # slots), and the slots written are write_pointer % 511 and (write_pointer + 1) % 511
+    for used in range(505, chapter.SLOTS + 1):
+        for size in (1, 2, 4, 8):
+            qw = size == 8
+            got = chapter.reference_ring(3, 3 + used, 0xA0000, size, 1)
+            assert (got is None) == (used >= chapter.SLOTS - qw), (used, size)
+            if got is not None:
+                assert [s for s, _ in got["slots"]] == [(3 + used + i) % 511
+                                                         for i in range(1 + qw)]
