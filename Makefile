@@ -41,7 +41,7 @@ unit: $(STAMP)
 ## make fuzz: a long fuzzing campaign of the core with hostile guests (minutes)
 FUZZ_EXAMPLES ?= 4000
 fuzz: $(STAMP)
-	VMMLIB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -p no:nbval -q tests/test_fuzz.py
+	VMMLIB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -p no:nbval -q tests/test_fuzz*.py
 
 ## make notebooks: execute lecture notebooks and solutions, store their outputs
 notebooks: $(STAMP)

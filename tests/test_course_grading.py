@@ -2,9 +2,10 @@
 
 One grading run over the class of tests/classroom.py (every attack of issue 5, every
 situation in which right answers used to score 0, blank, solution, mutants through the real
-grader) is shared by the tests of this file; a second run of the same class shows that the
-reports do not depend on timing. On a machine without bubblewrap the run is skipped, except
-in CI, where it must run for real.
+grader) is shared by the tests of this file; a second run at the same time, shared out over
+another number of processes, of the students whose grading depends on timing (crashes, hangs,
+floods, noise) shows that their reports do not depend on it. On a machine without bubblewrap
+the run is skipped, except in CI, where it must run for real.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ EXERCISES = ROOT / "exercises"
 TIMEOUT = 4.0  # seconds per cell: the C-level hang costs this, plus nbval's wait for output
 LIMITS = Limits(cpu_seconds=60)
 MORE = {"absent": (0, 0, 0), "not-json": (0, 0, 0)}  # students beyond the classroom's
+TIMING = ("crash-and-hang", "escape", "mutants-wrong", "noisy", "solution")
 
 
 def add_more(submissions: Path) -> None:
@@ -76,11 +78,14 @@ def graded(tmp_path_factory):
     classroom.build(paths)
     add_more(paths.submissions)
     course = [ROOT / "vmmlib", ROOT / "exercises", ROOT / "solutions"]
+    timing = root / "timing"  # the students whose grading could depend on timing
+    for student in TIMING:
+        shutil.copytree(paths.submissions / student, timing / student)
     before = digest(*course, paths.submissions)
     again: dict = {}
 
-    def second_run() -> None:  # the same class, at the same time, shared out otherwise
-        again["result"] = grade(EXERCISES, paths.submissions, root / "again", jobs=3,
+    def second_run() -> None:  # at the same time, shared out otherwise
+        again["result"] = grade(EXERCISES, timing, root / "again", jobs=3,
                                 cell_timeout=TIMEOUT, limits=LIMITS)
 
     thread = threading.Thread(target=second_run)
@@ -120,7 +125,8 @@ def test_blank_scores_zero_and_the_solution_full_marks(graded):
 
 def test_nothing_outside_the_output_folder_changes(graded):
     assert graded["after"] == graded["before"], "a course file or a submission changed"
-    assert sorted(p.name for p in graded["root"].iterdir()) == ["again", "out", "submissions"]
+    assert sorted(p.name for p in graded["root"].iterdir()) == [
+        "again", "out", "submissions", "timing"]
     assert sorted(p.name for p in graded["out"].iterdir()) == [
         "feedback", "grades.csv", "merged", "summary.csv", "summary.md"]
 
@@ -202,8 +208,15 @@ def test_the_graded_notebooks_hold_the_course_checks_with_the_expected_answers(g
             check.label].emission
 
 
-def test_grading_the_same_class_twice_gives_the_same_reports(graded):
-    assert reports(graded["again"]) == reports(graded["out"])
+def test_grading_the_same_students_twice_gives_the_same_reports(graded):
+    first, again = reports(graded["out"]), reports(graded["again"])
+    feedback_pages = {k: v for k, v in first.items() if k.split("/")[1:2] and
+                      k.split("/")[1] in TIMING}
+    assert {k: v for k, v in again.items() if k.startswith("feedback/")} == feedback_pages
+    with open(graded["out"] / "grades.csv", newline="") as a, \
+            open(graded["again"] / "grades.csv", newline="") as b:
+        rows = {row["student"]: row for row in csv.DictReader(a) if row["student"] in TIMING}
+        assert {row["student"]: row for row in csv.DictReader(b)} == rows
 
 
 # --- without a kernel ------------------------------------------------------------------------

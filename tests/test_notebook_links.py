@@ -9,9 +9,6 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
-#: Exercise notebooks are being renamed NN-slug.ipynb -> NN-slug-exercises.ipynb (issue 6);
-#: until that lands on this branch, a link to the new name is satisfied by the old file.
-_RENAMED = re.compile(r"^(.*exercises/\d\d-[\w-]+)-exercises\.ipynb$")
 
 
 def links(path: Path) -> list[str]:
@@ -20,11 +17,7 @@ def links(path: Path) -> list[str]:
 
 
 def resolves(source: Path, target: str) -> bool:
-    path = (source.parent / target.split("#")[0]).resolve()
-    if path.exists():
-        return True
-    old = _RENAMED.match(str(path))
-    return bool(old) and Path(f"{old[1]}.ipynb").exists()
+    return (source.parent / target.split("#")[0]).resolve().exists()
 
 
 def test_every_relative_link_resolves():

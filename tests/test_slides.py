@@ -4,10 +4,18 @@ import re
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from vmmlib.course.slides import VENDOR, WIDGETS_DIR, deck_links, export_slides
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def chapter_deck(tmp_path_factory) -> str:
+    """Chapter 01's deck, exported once for the tests of this module (an export takes ~2 s)."""
+    return export_slides(ROOT / "notebooks" / "01-intercepts.ipynb",
+                         tmp_path_factory.mktemp("deck")).read_text()
 
 
 def test_lecture_notebooks_carry_slide_metadata():
@@ -18,9 +26,8 @@ def test_lecture_notebooks_carry_slide_metadata():
         assert kinds[0] == "slide", f"{path.name} must open with a slide"
 
 
-def test_deck_loads_nothing_from_the_network(tmp_path):
-    deck = export_slides(ROOT / "notebooks" / "01-intercepts.ipynb", tmp_path)
-    html = deck.read_text()
+def test_deck_loads_nothing_from_the_network(chapter_deck):
+    html = chapter_deck
     urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
     remote = [u for u in urls if u.startswith(("http:", "https:", "//"))]
     assert remote == []
@@ -61,8 +68,8 @@ def test_links_between_notebooks_point_at_decks():
     assert linked == '<a href="00-overview.slides.html#map">'
 
 
-def test_deck_has_no_mathjax_no_web_fonts_and_the_widgets_fonts_beside_it(tmp_path):
-    html = export_slides(ROOT / "notebooks" / "01-intercepts.ipynb", tmp_path).read_text()
+def test_deck_has_no_mathjax_no_web_fonts_and_the_widgets_fonts_beside_it(chapter_deck):
+    html = chapter_deck
     assert "MathJax" not in html and "mermaid" not in html  # no script left to call them
     assert "fonts.googleapis" not in html and "theme/simple.css" not in html
     assert "theme/white.css" in html  # its fonts ship inside reveal.js

@@ -54,20 +54,31 @@ class CostModel:
         """A VM exit plus the VM entry back into the guest."""
         return self.vm_exit_ns + self.vm_entry_ns
 
-    def table(self) -> list[tuple[str, int, str]]:
-        """(name, ns, source) for every constant."""
-        return [(f.name, getattr(self, f.name), SOURCES[f.name]) for f in fields(self)]
+    def table(self, chapter: int | None = None) -> list[tuple[str, int, str]]:
+        """(name, ns, source) for every constant (or those chapter ``chapter`` adds)."""
+        return [(f.name, getattr(self, f.name), SOURCES[f.name]) for f in fields(self)
+                if chapter is None or CHAPTERS[f.name] == chapter]
 
-    def report(self, width: int = 96) -> str:
-        """The table as text for a notebook: name, value, and the source wrapped to ``width``."""
+    def report(self, width: int = 96, chapter: int | None = None) -> str:
+        """The table as text for a notebook: name, value, and the source wrapped to ``width``;
+        only the constants chapter ``chapter`` adds, if given."""
         lines = []
-        for name, ns, source in self.table():
+        for name, ns, source in self.table(chapter):
             head = f"{name:<18} {ns:>6,} ns  "
             body = textwrap.wrap(source, max(20, width - len(head)))
             lines.append(head + body[0])
             lines += [" " * len(head) + more for more in body[1:]]
         return "\n".join(lines)
 
+
+#: The chapter that adds each constant (what its notebook prints).
+CHAPTERS = {
+    **dict.fromkeys(("ram_access_ns", "native_port_io_ns", "vm_exit_ns", "vm_entry_ns",
+                     "decode_ns", "emulate_ns", "shadow_walk_ns", "hypercall_ns", "inject_ns"),
+                    1),
+    **dict.fromkeys(("ioreq_send_ns", "dom0_wakeup_ns", "qemu_ioreq_ns", "vcpu_wakeup_ns"), 2),
+    **dict.fromkeys(("blkback_request_ns", "grant_map_ns", "grant_unmap_ns"), 3),
+}
 
 SOURCES = {
     "ram_access_ns": (

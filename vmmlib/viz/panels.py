@@ -18,7 +18,8 @@ step changed** (a text that grew has only its new tail highlighted). Sections:
 
 * ``register_table(title, registers, columns=2)`` — byte registers by name: value in hex and
   bits 7…0 (in two nibbles); other values as text. ``columns`` puts the table side by side.
-* ``key_value(title, mapping)`` — one line per key: short facts ("kind: MMIO").
+* ``key_value(title, mapping)`` — one line per key: short facts ("kind: MMIO"); a value too
+  long for its place wraps at its spaces.
 * ``text_block(title, text)`` — a monospace block (a wire, a screen row, a bit pattern).
 
 Values are turned into text when the section is made, so a panel is a snapshot. ``Panel.html
@@ -45,6 +46,7 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 FONT = "font-family:monospace;font-size:11px;line-height:1.35"
 _TITLE = "font-weight:bold;font-size:11px;margin:0 0 2px 0;font-family:sans-serif"
 _CELL = "padding:0 6px 0 0;text-align:left;white-space:pre;vertical-align:top"
+_WRAP = "padding:0 6px 0 0;text-align:left;white-space:pre-wrap;vertical-align:top"
 _MARK = f"background:{ROLES['highlight']};font-weight:bold"
 
 
@@ -96,7 +98,7 @@ class KeyValue(Section):
         rows = "".join(
             "<tr>"
             + (f'<td style="{_CELL};color:#555">{html.escape(k)}</td>' if k else "")
-            + f'<td style="{_CELL}"{"" if k else " colspan=2"}>'
+            + f'<td style="{_WRAP}"{"" if k else " colspan=2"}>'
             f"{_mark(v, self._changed(previous, k))}</td></tr>"
             for k, v in self.items.items()
         )
