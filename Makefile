@@ -36,7 +36,7 @@ test: $(STAMP)
 
 ## make unit: only the fast unit tests (no notebooks, no browser)
 unit: $(STAMP)
-	$(TESTENV) $(PY) -m pytest -p no:nbval -q tests --ignore tests/test_browser.py
+	$(TESTENV) $(PY) -m pytest -p no:nbval -q tests --ignore-glob 'tests/test_browser*.py'
 
 ## make fuzz: a long fuzzing campaign of the core with hostile guests (minutes)
 FUZZ_EXAMPLES ?= 4000

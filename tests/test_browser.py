@@ -8,7 +8,8 @@ headless Chromium (Debian's package, driven by Playwright) for every test here:
   stored widgets' last step;
 * on ``make lab``'s page at 1366x768, chapter 01's steppers show their buttons and their
   state panel without scrolling, their log records do not wrap, and a step highlights what
-  it changed;
+  it changed; chapter 02's steppers too, and the hop's ioreq slot walks NONE → READY
+  (each chapter adds its steppers here, to share the one JupyterLab and Chromium);
 * a student follows the course map's link to chapter 01 and opens an exercise through the
   file browser.
 
@@ -275,7 +276,7 @@ def test_every_slide_deck_works_offline(decks, lab, browser):
         page.close()
 
 
-# --- the student: chapter 01's steppers on a laptop -------------------------------------------
+# --- the student: every chapter's steppers on a laptop -------------------------------------
 #: Scroll stepper k to the top of the notebook's view.
 SHOW_STEPPER = """async k => {
     const stepper = document.querySelectorAll('.jp-Notebook .vmm-stepper')[k];
@@ -287,21 +288,43 @@ SHOW_STEPPER = """async k => {
 }"""
 
 
-def steppers_notebook(folder: Path) -> str:
-    """Chapter 01's stepper cells and the imports they need, as a notebook beside chapter 01
-    (the same width and styles; without the chapter's other 40 cells to render and run)."""
+def _chapter_01_cells() -> list:
     chapter = nbformat.read(ROOT / "notebooks" / "01-intercepts.ipynb", as_version=4)
     wanted = ("import inspect", "from vmmlib import classify_fault", "Stepper(")
-    cells = [
-        nbformat.v4.new_code_cell(c.source)
-        for c in chapter.cells
-        if c.cell_type == "code" and c.source.startswith(wanted)
-    ]
+    cells = [c for c in chapter.cells
+             if c.cell_type == "code" and c.source.startswith(wanted)]
     assert sum(c.source.startswith("Stepper(") for c in cells) == 2
-    nb = nbformat.v4.new_notebook(cells=cells, metadata=chapter.metadata)
+    return cells
+
+
+def _chapter_02_cells() -> list:
+    chapter = nbformat.read(ROOT / "notebooks" / "02-device-model.ipynb", as_version=4)
+    wanted = ("imports", "s1-run", "s2-run", "s1-widget", "s2-widget")
+    cells = [c for c in chapter.cells if c.get("id") in wanted]
+    assert len(cells) == len(wanted)
+    return cells
+
+
+#: Each chapter's stepper cells and the cells they need, in chapter order; and for each of its
+#: steppers, the words its log shows after two steps and what its panel must say then.
+CHAPTER_STEPPERS = (
+    ("01", _chapter_01_cells, (("exit", ()), ("exit", ()))),
+    ("02", _chapter_02_cells, (("exit", ("ioreq", "NONE → [READY] → INPROCESS",
+                                         "blocked on its ioreq slot")),
+                               ("exit", ("ioreq",)))),
+)
+
+
+def steppers_notebook(folder: Path) -> str:
+    """Every chapter's stepper cells and the cells they need, in one notebook beside the
+    chapters (the same width and styles; one kernel, without the chapters' other cells)."""
+    cells = [nbformat.v4.new_code_cell(c.source)
+             for _, chapter_cells, _ in CHAPTER_STEPPERS for c in chapter_cells()]
+    metadata = nbformat.read(ROOT / "notebooks" / "01-intercepts.ipynb", as_version=4).metadata
+    nb = nbformat.v4.new_notebook(cells=cells, metadata=metadata)
     nb.metadata.pop("widgets", None)
-    nbformat.write(nb, folder / "01-steppers.ipynb")
-    return "notebooks/01-steppers.ipynb"
+    nbformat.write(nb, folder / "steppers.ipynb")
+    return "notebooks/steppers.ipynb"
 
 
 def _boxes(page, selector: str) -> list[dict]:
@@ -313,7 +336,7 @@ def _boxes(page, selector: str) -> list[dict]:
     )
 
 
-def test_chapter_01_steppers_fit_a_laptop_screen(lab, lab_page):
+def test_every_chapters_steppers_fit_a_laptop_screen(lab, lab_page):
     page = lab_page
     path = steppers_notebook(lab.root / "notebooks")
     page.evaluate("p => window.jupyterapp.commands.execute('docmanager:open', {path: p})", path)
@@ -324,9 +347,11 @@ def test_chapter_01_steppers_fit_a_laptop_screen(lab, lab_page):
     # the toolbar says "idle" before the kernel exists; the status bar knows better
     page.wait_for_function(IDLE, timeout=60_000)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    expected = [(chapter, *stepper) for chapter, _, steppers in CHAPTER_STEPPERS
+                for stepper in steppers]
     page.wait_for_function(
-        "() => document.querySelectorAll('.jp-Notebook .vmm-stepper .widget-button').length >= 8",
-        timeout=60_000,
+        "n => document.querySelectorAll('.jp-Notebook .vmm-stepper .widget-button').length"
+        " >= n", arg=4 * len(expected), timeout=90_000,
     )
     page.wait_for_function(IDLE, timeout=60_000)
     current = ".jp-NotebookPanel:not(.lm-mod-hidden)"
@@ -336,21 +361,22 @@ def test_chapter_01_steppers_fit_a_laptop_screen(lab, lab_page):
         "() => document.querySelectorAll('.jp-Notebook .vmm-stepper')"
         ".forEach((s, k) => s.closest('.jp-Cell').setAttribute('data-vmm-test', k))"
     )
-    for k in range(2):
+    for k, (chapter, first_hop, says) in enumerate(expected):
         page.evaluate(SHOW_STEPPER, k)
         cell = f"{current} [data-vmm-test='{k}']"
         text = page.locator(f"{cell} .jp-OutputArea").text_content()
         for bad in ("Error displaying widget", "Loading widget", "Traceback"):
-            assert bad not in text
+            assert bad not in text, (chapter, k)
         [me] = _boxes(page, f"{cell} .vmm-stepper")
         [state] = _boxes(page, f"{cell} .vmm-stepper-state")
         [log] = _boxes(page, f"{cell} .vmm-stepper-log")
         buttons = _boxes(page, f"{cell} .vmm-stepper .widget-button")
         # buttons and what changes on one screen: no scrolling between them
         assert min(b["top"] for b in buttons) >= visible["top"] - 1 and me["top"] >= 0
-        assert state["bottom"] <= visible["bottom"], (k, state, visible)
+        assert state["bottom"] <= visible["bottom"], (chapter, k, state, visible)
         assert log["bottom"] <= visible["bottom"] and state["right"] <= visible["right"]
-        assert state["top"] < log["bottom"], "the log and the state panel sit side by side"
+        if chapter == "01":
+            assert state["top"] < log["bottom"], "the log and the state panel sit side by side"
         overflow = page.eval_on_selector(  # and the panel's content fits its box
             f"{cell} .vmm-stepper-state", "e => e.scrollWidth - e.clientWidth"
         )
@@ -359,23 +385,28 @@ def test_chapter_01_steppers_fit_a_laptop_screen(lab, lab_page):
         lines = _boxes(page, f"{cell} .vmm-stepper-log div[style*='white-space:pre'] > div")
         heights = [line["height"] for line in lines]
         assert len(heights) > 3 and max(heights) < 1.6 * min(heights)
-        # a step: the status moves on and what changed is highlighted
+        # two steps: the status moves on and what changed is highlighted
         stepper = page.locator(f"{cell} .vmm-stepper")
         stepper.locator(".widget-button", has_text="first").click()
         page.wait_for_function(
             "s => /step 0 of/.test(document.querySelector(s).textContent)",
             arg=f"{cell} .vmm-stepper", timeout=20_000,
         )
-        stepper.locator(".widget-button", has_text="step").click()
-        page.wait_for_function(
-            "s => /step 1 of/.test(document.querySelector(s).textContent)",
-            arg=f"{cell} .vmm-stepper", timeout=20_000,
-        )
+        for n in (1, 2):
+            stepper.locator(".widget-button", has_text="step").click()
+            page.wait_for_function(
+                "([s, n]) => new RegExp(`step ${n} of`).test("
+                "document.querySelector(s).textContent)",
+                arg=[f"{cell} .vmm-stepper", n], timeout=20_000,
+            )
         page.wait_for_selector(  # what the step changed is highlighted (the panel arrives last)
             f"{cell} .vmm-stepper-state span[style*=background]", timeout=20_000
         )
-        assert "exit" in stepper.text_content()
-    page.screenshot(path=str(lab.root.parent / "chapter-01-stepper.png"))
+        content = stepper.text_content()
+        assert first_hop in content
+        for words in says:
+            assert words in content, (chapter, k, words)
+        page.screenshot(path=str(lab.root.parent / f"chapter-{chapter}-stepper-{k}.png"))
 
 
 # --- the student: make lab's page, the course map, an exercise -------------------------------
