@@ -40,8 +40,7 @@ from ..devices.ata import (
 )
 from ..devices.disk import DiskBackend, ImageFile, LocalDisk, NetworkStorage, RamDisk
 from ..devices.ide import IdeController
-from ..devices.vga import PORTS_BASE, PORTS_LENGTH, Vga
-from ..devices.vga_text import VGA_WINDOW
+from ..devices.vga import Vga
 from ..errors import ConfigError
 from ..guest.ide import READ_STYLES, ide_read, ide_wait_irq
 from ..guest.pic import pic_init
@@ -149,12 +148,7 @@ def _build(vendor: str, vga_buffered: bool,
         qemu.attach_ide(ide, ide.irq)
         ides.append(ide)
     vga = Vga()
-    if vga_buffered:
-        qemu.attach_vga(vga)
-    else:  # what attach_vga does, with the window's writes sent synchronously
-        first, last = VGA_WINDOW
-        qemu.attach_mmio(first, last - first + 1, vga, "VGA", buffered=False)
-        qemu.attach_ports(PORTS_BASE, PORTS_LENGTH, vga.ports, "VGA registers")
+    qemu.attach_vga(vga, buffered=vga_buffered)
     guest.vpic.attach()  # type: ignore[union-attr]
     return World(machine, dom0, guest, qemu, ides[0], vga, channels[0][1], tuple(ides))
 

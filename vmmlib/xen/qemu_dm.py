@@ -91,9 +91,10 @@ class QemuDm:
         ide.on_backend = self._disk_row
         self._timed.append(ide)
 
-    def attach_vga(self, vga: Any) -> None:
-        """A VGA card: the memory window (single writes buffered) and its register ports."""
-        self.attach_mmio(0xA0000, 0x20000, vga, "VGA", buffered=True)
+    def attach_vga(self, vga: Any, buffered: bool = True) -> None:
+        """A VGA card: the memory window (single writes through the buffered ring, unless
+        ``buffered=False``: then each one is a synchronous ioreq) and its register ports."""
+        self.attach_mmio(0xA0000, 0x20000, vga, "VGA", buffered=buffered)
         self.attach_ports(0x3C0, 0x20, vga.ports, "VGA registers")
 
     # -- serving ioreqs ------------------------------------------------------------------------
