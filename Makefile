@@ -6,11 +6,13 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 SUBMISSIONS ?= submissions
 GRADES ?= grades
+# make grade UNSAFE_NO_SANDBOX=1: grade without the bubblewrap sandbox (trusted work only)
+UNSAFE_NO_SANDBOX ?=
 PORT ?= 8888
 # conftest.py keeps Jupyter, IPython and matplotlib state out of your home during tests.
 TESTENV := PYDEVD_DISABLE_FILE_VALIDATION=1
 
-.PHONY: lab test unit fuzz notebooks exercises grade bench slides lint clean
+.PHONY: lab test unit fuzz notebooks exercises grade preflight bench slides lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,9 +21,11 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-## make lab: open JupyterLab on the course index
+## make lab: JupyterLab on the repository root (notebooks/, exercises/ one click apart),
+## opened on the course overview
 lab: $(STAMP)
-	$(BIN)/jupyter lab --port $(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00-overview.ipynb
+	$(BIN)/jupyter lab --port $(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) \
+		--ServerApp.root_dir=. notebooks/00-overview.ipynb
 
 ## make test: unit tests, every notebook under nbval, grading and browser tests
 test: $(STAMP)
@@ -32,12 +36,12 @@ test: $(STAMP)
 
 ## make unit: only the fast unit tests (no notebooks, no browser)
 unit: $(STAMP)
-	$(TESTENV) $(PY) -m pytest -p no:nbval -q tests --ignore tests/test_browser.py
+	$(TESTENV) $(PY) -m pytest -p no:nbval -q tests --ignore-glob 'tests/test_browser*.py'
 
 ## make fuzz: a long fuzzing campaign of the core with hostile guests (minutes)
 FUZZ_EXAMPLES ?= 4000
 fuzz: $(STAMP)
-	VMMLIB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -p no:nbval -q tests/test_fuzz.py
+	VMMLIB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -p no:nbval -q tests/test_fuzz*.py
 
 ## make notebooks: execute lecture notebooks and solutions, store their outputs
 notebooks: $(STAMP)
@@ -47,13 +51,21 @@ notebooks: $(STAMP)
 exercises: $(STAMP)
 	$(PY) -m vmmlib.course exercises solutions exercises
 
-## make grade SUBMISSIONS=dir: grade a folder of submissions into $(GRADES)/
-grade: $(STAMP)
-	$(TESTENV) $(PY) -m vmmlib.course grade exercises $(SUBMISSIONS) $(GRADES)
+## make grade SUBMISSIONS=dir: grade a folder of submissions into $(GRADES)/, each student's
+## code in a bubblewrap sandbox (the preflight says how to install it when it is missing)
+grade: $(STAMP) $(if $(UNSAFE_NO_SANDBOX),,preflight)
+	$(TESTENV) $(PY) -m vmmlib.course grade exercises $(SUBMISSIONS) $(GRADES) \
+		$(if $(UNSAFE_NO_SANDBOX),--unsafe-no-sandbox)
 
-## make slides: offline reveal.js decks of the lecture notebooks in slides/
+## make preflight: can students' code be graded in a sandbox here? (how to install bwrap)
+preflight: $(STAMP)
+	@$(PY) -m vmmlib.course preflight
+
+## make slides: offline reveal.js decks of the lecture notebooks in slides/ (the first run
+## fetches reveal.js and the widgets' HTML manager from the npm registry into slides/vendor/)
 slides: $(STAMP)
 	$(PY) -m vmmlib.course slides slides notebooks/*.ipynb
+	@echo "open slides/00-overview.slides.html in a browser (works offline)"
 
 ## make bench: run the benchmarks, one `name: value unit` line per figure
 bench: $(STAMP)

@@ -15,3 +15,15 @@ for var, sub in {
     "MPLCONFIGDIR": "matplotlib",
 }.items():
     os.environ.setdefault(var, os.path.join(_state, sub))
+
+#: Test files that take long in wall time (waiting on timeouts, kernels, a browser): run first,
+#: so that with ``-n 2 --dist loadfile`` the other worker shares out everything else meanwhile.
+SLOW_FIRST = ("test_course_grading.py", "test_browser.py", "test_course_nbval.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item):
+        name = item.path.name
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside each file is kept

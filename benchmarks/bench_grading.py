@@ -1,8 +1,10 @@
-"""Time to grade a class of 30 submissions of chapter 01 (DESIGN budget: 2 minutes).
+"""Time to grade a class of 30 submissions of chapter 01 (DESIGN budget: 60 s on 2 cores).
 
 Builds 30 submissions from the shipped exercise: a third blank, a third with the solutions'
-answers, a third with one wrong answer; grades them with the real grader (nbval, one kernel
-per submission, jobs = CPU count) and checks every student's total before reporting.
+answers, a third with one wrong answer; grades them with the real grader (nbval, one sandboxed
+kernel per submission, one nbval process per CPU grading its share one after the other) and
+checks every student's total before reporting. Also reports the peak memory of the grader's
+nbval processes and of the kernels.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from vmmlib.course.grading import grade
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = "01-intercepts.ipynb"
+NOTEBOOK = "01-intercepts-exercises.ipynb"
 STUDENTS = 30
 WRONG_Q2 = "def decode_qualification(q):\n    return {}\n"
 
@@ -54,12 +56,14 @@ def main() -> None:
         subs, out = Path(tmp) / "submissions", Path(tmp) / "grades"
         expected = build(subs)
         t0 = time.perf_counter()
-        grade(ROOT / "exercises", subs, out, jobs=os.cpu_count() or 1)
+        result = grade(ROOT / "exercises", subs, out, jobs=os.cpu_count() or 1)
         elapsed = time.perf_counter() - t0
         with open(out / "grades.csv", newline="") as f:
             totals = {row["student"]: int(row["total"]) for row in csv.DictReader(f)}
         assert totals == expected, totals
     print(f"grade_{STUDENTS}_submissions: {elapsed:.1f} s")
+    print(f"grader_peak_memory: {result.usage['grader_peak_kib'] / 1024:.0f} MiB")
+    print(f"kernel_peak_memory: {result.usage['kernel_peak_kib'] / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -1,229 +1,241 @@
-"""Grading a class (vmmlib.course.grading, merge, reports) against the fixture exercise.
+"""Grading a class for real: the shipped chapter-01 exercise, the bubblewrap sandbox, nbval.
 
-Exercise 01-practice has two checks: q1 (add, 2 points) and cell4 (io_bitmap_bit, 3 points).
-Seven students cover what graders get wrong: blank, correct, one check wrong, a cheater who
-deleted one check and replaced another with `pass` plus a print of the passing verdict, an
-endless loop, no submission, and a file that is not JSON.
+One grading run over the class of tests/classroom.py (every attack of issue 5, every
+situation in which right answers used to score 0, blank, solution, mutants through the real
+grader) is shared by the tests of this file; a second run at the same time, shared out over
+another number of processes, of the students whose grading depends on timing (crashes, hangs,
+floods, noise) shows that their reports do not depend on it. On a machine without bubblewrap
+the run is skipped, except in CI, where it must run for real.
 """
 
 from __future__ import annotations
 
-import copy
 import csv
 import hashlib
 import json
+import os
+import secrets
+import shutil
+import threading
 import time
 from pathlib import Path
 
+import classroom
 import pytest
+from classroom import EXPECTED, NOTEBOOK, ROOT, Paths
 
 from vmmlib.course.__main__ import main
 from vmmlib.course.conventions import NotebookConventionError
-from vmmlib.course.exercises import exercise_bytes
 from vmmlib.course.grading import grade, load_exercise
-from vmmlib.course.merge import merge_submission
+from vmmlib.course.sandbox import Limits
 from vmmlib.errors import ConfigError
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "course"
-SOLUTION = FIXTURES / "solutions" / "01-practice.ipynb"
-NAME = SOLUTION.name
-
-ADD_RIGHT = "def add(a, b):\n    return a + b\n"
-ADD_LOOPS = "def add(a, b):\n    while True:\n        pass\n"
-BIT_RIGHT = ("def io_bitmap_bit(port):\n"
-             "    return ('A' if port < 0x8000 else 'B'), (port % 0x8000) // 8, port % 8\n")
-BIT_WRONG = ("def io_bitmap_bit(port):\n"  # forgets that bitmap B starts again at byte 0
-             "    return ('A' if port < 0x8000 else 'B'), port // 8, port % 8\n")
-FAKE_OUTPUT = {"name": "stdout", "output_type": "stream",
-               "text": ["q2 io_bitmap_bit: 6/6 cases correct\n"]}
-
-# The cheater's check: `pass`, and print the verdict the course stored, so that only a grader
-# that runs the course's own check cell can catch it.
-FAKE_CHECK = 'pass\nprint("q2 io_bitmap_bit: 6/6 cases correct")\n'
-
-EXPECTED = {  # student -> points for (q1, cell4)
-    "abe": (0, 3),  # endless loop in q1 (first in line: the slowest run starts first)
-    "ada": (2, 3),  # correct
-    "bob": (0, 0),  # blank
-    "cy": (2, 0),  # q2 wrong
-    "dee": (2, 0),  # q2 wrong; deleted check q1, replaced check cell4 (FAKE_CHECK)
-    "fay": (0, 0),  # no submission
-    "gus": (0, 0),  # not JSON
-}
+EXERCISES = ROOT / "exercises"
+TIMEOUT = 4.0  # seconds per cell: the C-level hang costs this, plus nbval's wait for output
+LIMITS = Limits(cpu_seconds=60)
+MORE = {"absent": (0, 0, 0), "not-json": (0, 0, 0)}  # students beyond the classroom's
+TIMING = ("crash-and-hang", "escape", "mutants-wrong", "noisy", "solution")
 
 
-def as_saved(source: str) -> list[str]:
-    return source.splitlines(keepends=True)  # how Jupyter stores a source
+def add_more(submissions: Path) -> None:
+    (submissions / "absent").mkdir()
+    (submissions / "not-json").mkdir()
+    (submissions / "not-json" / NOTEBOOK).write_text("{ this is not json")
+    (submissions / "solution" / "01-intercepts-exercises (1).ipynb").write_text("{}")
+    (submissions / "solution" / ".ipynb_checkpoints").mkdir()
+    (submissions / "stray.ipynb").write_text("{}")
 
 
-def student_notebook(answers: dict[str, str], drop: tuple[str, ...] = (),
-                     edits: dict[str, str] | None = None) -> dict:
-    """The exercise as a student saves it: answers typed in (with outputs), cells deleted or
-    edited."""
-    notebook = json.loads(exercise_bytes(SOLUTION))
-    cells = []
-    for cell in notebook["cells"]:
-        if cell["id"] in drop:
+def digest(*folders: Path) -> dict[str, str]:
+    return {str(path): hashlib.sha256(path.read_bytes()).hexdigest()
+            for folder in folders for path in sorted(folder.rglob("*"))
+            if path.is_file() and "__pycache__" not in path.parts}
+
+
+def processes_with(marker: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
             continue
-        if cell["id"] in answers:
-            cell["source"] = as_saved(answers[cell["id"]])
-            cell["execution_count"], cell["outputs"] = 9, [dict(FAKE_OUTPUT)]
-        if cell["id"] in (edits or {}):
-            cell["source"] = as_saved(edits[cell["id"]])
-            cell["outputs"] = [dict(FAKE_OUTPUT)]
-        cells.append(cell)
-    notebook["cells"] = cells
-    return notebook
+        if marker in command and "pytest" not in command:
+            found.append(command[:120])
+    return found
 
 
-def digest(folder: Path) -> dict[str, str]:
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
+def reports(out: Path) -> dict[str, str]:
+    return {str(path.relative_to(out)): path.read_text() for path in sorted(out.rglob("*"))
+            if path.is_file() and path.suffix in (".csv", ".md")}
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
+    if shutil.which("bwrap") is None and not os.environ.get("CI"):
+        pytest.skip("bubblewrap is not installed (CI installs it; see .ci/run)")
     root = tmp_path_factory.mktemp("class")
-    exercises, submissions, out = root / "exercises", root / "submissions", root / "out"
-    exercises.mkdir()
-    (exercises / NAME).write_bytes(exercise_bytes(SOLUTION))
-    notebooks = {
-        "ada": student_notebook({"q1-answer": ADD_RIGHT, "q2-answer": BIT_RIGHT}),
-        "bob": student_notebook({}),
-        "cy": student_notebook({"q1-answer": ADD_RIGHT, "q2-answer": BIT_WRONG}),
-        "dee": student_notebook({"q1-answer": ADD_RIGHT, "q2-answer": BIT_WRONG},
-                                drop=("q1-check",), edits={"q2-check": FAKE_CHECK}),
-        "abe": student_notebook({"q1-answer": ADD_LOOPS, "q2-answer": BIT_RIGHT}),
-    }
-    for student, notebook in notebooks.items():
-        (submissions / student).mkdir(parents=True)
-        (submissions / student / NAME).write_text(json.dumps(notebook, indent=1))
-    (submissions / "fay").mkdir()
-    (submissions / "gus").mkdir()
-    (submissions / "gus" / NAME).write_text("{ this is not json")
-    (submissions / "ada" / ".ipynb_checkpoints").mkdir()
-    (submissions / "ada" / "01-practice (1).ipynb").write_text("{}")
-    (submissions / "stray.ipynb").write_text("{}")
-    before = digest(submissions)
-    start = time.monotonic()
-    status = main(["grade", str(exercises), str(submissions), str(out),
-                   "--jobs", "3", "--timeout", "4"])
-    elapsed = time.monotonic() - start
-    return {"out": out, "status": status, "elapsed": elapsed, "before": before,
-            "after": digest(submissions), "exercises": exercises}
+    paths = Paths(root / "submissions", root / "out", f"vmmlib-attack-{secrets.token_hex(4)}")
+    classroom.build(paths)
+    add_more(paths.submissions)
+    course = [ROOT / "vmmlib", ROOT / "exercises", ROOT / "solutions"]
+    timing = root / "timing"  # the students whose grading could depend on timing
+    for student in TIMING:
+        shutil.copytree(paths.submissions / student, timing / student)
+    before = digest(*course, paths.submissions)
+    again: dict = {}
+
+    def second_run() -> None:  # at the same time, shared out otherwise
+        again["result"] = grade(EXERCISES, timing, root / "again", jobs=3,
+                                cell_timeout=TIMEOUT, limits=LIMITS)
+
+    thread = threading.Thread(target=second_run)
+    thread.start()
+    result = grade(EXERCISES, paths.submissions, paths.out, jobs=2, cell_timeout=TIMEOUT,
+                   limits=LIMITS)
+    thread.join()
+    waited = time.monotonic()  # killed sandboxes take a moment to vanish from /proc
+    while processes_with(paths.marker) and time.monotonic() - waited < 3:
+        time.sleep(0.1)
+    return {"result": result, "out": paths.out, "again": root / "again", "paths": paths,
+            "root": root, "before": before, "after": digest(*course, paths.submissions),
+            "processes": processes_with(paths.marker)}
 
 
 def feedback(graded, student: str) -> str:
-    return (graded["out"] / "feedback" / student / "01-practice.md").read_text()
+    return (graded["out"] / "feedback" / student / f"{Path(NOTEBOOK).stem}.md").read_text()
 
 
-def test_grade_sheet_has_the_right_points_per_check(graded):
-    assert graded["status"] == 0
+def test_every_student_gets_exactly_what_their_own_functions_earn(graded):
     with open(graded["out"] / "grades.csv", newline="") as sheet:
-        rows = list(csv.DictReader(sheet))
-    assert list(rows[0]) == ["student", "notebook", "q1", "cell4", "total", "max"]
-    assert [row["student"] for row in rows] == sorted(EXPECTED)
-    for row in rows:
-        q1, q2 = EXPECTED[row["student"]]
-        assert (row["notebook"], row["q1"], row["cell4"], row["total"], row["max"]) == (
-            NAME, str(q1), str(q2), str(q1 + q2), "5"), row
+        rows = {row["student"]: row for row in csv.DictReader(sheet)
+                if row["notebook"] == NOTEBOOK}
+    expected = {**EXPECTED, **MORE}
+    assert sorted(rows) == sorted(expected)
+    for student, points in expected.items():
+        row = rows[student]
+        got = (int(row["q1"]), int(row["q2"]), int(row["q3"]))
+        assert got == points, f"{student}: {got} != {points}\n{feedback(graded, student)}"
+        assert (row["total"], row["max"]) == (str(sum(points)), "10")
 
 
-def test_submissions_are_never_modified(graded):
-    assert graded["after"] == graded["before"]
+def test_blank_scores_zero_and_the_solution_full_marks(graded):
+    assert "Score: **0 / 10**" in feedback(graded, "blank")
+    page = feedback(graded, "solution")
+    assert "Score: **10 / 10**" in page and "FAIL" not in page
 
 
-def test_an_endless_loop_fails_its_check_only_and_does_not_hang(graded):
-    assert graded["elapsed"] < 60
-    page = feedback(graded, "abe")
-    assert "Score: **3 / 5**" in page and "timed out" in page and "longer than 4 s" in page
+def test_nothing_outside_the_output_folder_changes(graded):
+    assert graded["after"] == graded["before"], "a course file or a submission changed"
+    assert sorted(p.name for p in graded["root"].iterdir()) == [
+        "again", "out", "submissions", "timing"]
+    assert sorted(p.name for p in graded["out"].iterdir()) == [
+        "feedback", "grades.csv", "merged", "summary.csv", "summary.md"]
 
 
-def test_feedback_explains_each_failure(graded):
-    assert "Score: **5 / 5**" in feedback(graded, "ada") and "FAIL" not in feedback(graded, "ada")
-    assert "NotImplementedError: replace this line" in feedback(graded, "bob")
-    wrong = feedback(graded, "cy")
-    assert "| q1 | 2 / 2 | pass |" in wrong and "| cell4 | 0 / 3 | FAIL |" in wrong
-    assert "AssertionError: port p is bit p % 8 of byte" in wrong
-    cheat = feedback(graded, "dee")
-    assert "Check q1 was missing" in cheat and "Check cell4 was edited" in cheat
-    assert "No submission: expected fay/01-practice.ipynb" in feedback(graded, "fay")
-    assert "could not be read as a notebook" in feedback(graded, "gus")
+def test_no_process_outlives_grading(graded):
+    assert graded["processes"] == []
+    assert processes_with(graded["paths"].marker) == []
 
 
-def test_summary_gives_pass_rates_over_the_submitted_notebooks(graded):
+def test_memory_stays_within_the_caps(graded):
+    usage = graded["result"].usage
+    assert 0 < usage["kernel_peak_kib"] < LIMITS.memory // 1024
+    assert 0 < usage["grader_peak_kib"] < 400 * 1024  # a kernel that floods IOPub included
+    assert "MemoryError" in feedback(graded, "escape")
+    notes = feedback(graded, "escape").split("## Notes")[1]
+    assert "printed more than the output cap" in notes
+    assert "larger than the grader accepts (4 MiB); it was dropped and the cell failed" in notes
+
+
+def test_a_crash_and_a_hang_cost_their_question_only_and_are_called_what_they_were(graded):
+    page = feedback(graded, "crash-and-hang")
+    q1, rest = page.split("## q1: failed")[1].split("## q2: failed")
+    q2, notes = rest.split("## Notes")
+    assert "the kernel crashed: SIGSEGV while running this check" in q1
+    assert f"timed out: the check ran longer than {TIMEOUT:g} s" in q2 and "SIG" not in q2
+    assert "timed out" in feedback(graded, "mutants-wrong").split("## q3")[1]  # Python-level
+    assert notes.count("ran again in a fresh kernel") == 2
+
+
+def test_the_reference_is_not_available_while_grading(graded):
+    page = feedback(graded, "calls-the-reference")
+    for label in ("q1", "q2", "q3"):
+        assert f"is not available while grading {label}" in page
+    assert page.count("withheld while grading") == 3
+
+
+def test_attacks_on_the_checks_fail_the_checks(graded):
+    for student in ("patches-checks", "input-transformer", "fakes"):
+        assert "Score: **0 / 10**" in feedback(graded, student), student
+    fakes = feedback(graded, "fakes")
+    assert fakes.count("not plain data") == 2 and "AlwaysDict" in fakes
+    escape = feedback(graded, "escape").split("## q2")[0]
+    assert "KeyError: vmx_exits" in escape  # it found no classmate's file to read
+    with open(graded["out"] / "grades.csv") as sheet:
+        assert "hacked" not in sheet.read()
+
+
+def test_feedback_says_how_the_notebook_was_read(graded):
+    assert "no cell ids" in feedback(graded, "no-ids")
+    copies = feedback(graded, "helpers-and-copies")
+    assert "appears 3 times" in copies and "appears 2 times" in copies
+    assert "1 cell(s) you added were kept" in copies
+    assert "not graded" not in feedback(graded, "noisy")
+    assert "No submission: expected absent/" in feedback(graded, "absent")
+    assert "could not be read as a notebook" in feedback(graded, "not-json")
+
+
+def test_the_summary_gives_pass_rates_and_lists_what_was_not_graded(graded):
     with open(graded["out"] / "summary.csv", newline="") as sheet:
-        rows = {row["check"]: row for row in csv.DictReader(sheet)}
-    # submitted: everyone but fay; q1 passed by ada, cy, dee; cell4 by abe, ada
-    assert (rows["q1"]["submitted"], rows["q1"]["passed"], rows["q1"]["pass_rate"]) == (
-        "6", "3", "0.50")
-    assert (rows["cell4"]["points"], rows["cell4"]["passed"], rows["cell4"]["pass_rate"]) == (
-        "3", "2", "0.33")
+        rows = {row["check"]: row for row in csv.DictReader(sheet)
+                if row["notebook"] == NOTEBOOK}
+    every = {**EXPECTED, **MORE}
+    submitted = len(every) - 1  # "absent" handed nothing in
+    for number, label in enumerate(("q1", "q2", "q3")):
+        passed = sum(1 for points in every.values() if points[number])
+        assert (rows[label]["submitted"], rows[label]["passed"]) == (str(submitted), str(passed))
     page = (graded["out"] / "summary.md").read_text()
-    assert "| q1 | 2 | 3 / 6 | 50 % |" in page and "1 missing" in page
-    assert "stray.ipynb" in page and "ada/01-practice (1).ipynb" in page
+    assert "stray.ipynb" in page and "01-intercepts-exercises (1).ipynb" in page
     assert ".ipynb_checkpoints" not in page
 
 
-def test_the_graded_notebook_has_the_course_checks_and_outputs(graded):
-    exercise = json.loads((graded["exercises"] / NAME).read_text())
-    merged = json.loads((graded["out"] / "merged" / "dee" / NAME).read_text())
-    assert [c["id"] for c in merged["cells"]] == [c["id"] for c in exercise["cells"]]
-    ours = {c["id"]: c for c in exercise["cells"]}
-    for cell in merged["cells"]:
-        if cell["id"] in ("q1-answer", "q2-answer"):
-            assert "".join(cell["source"]) in (ADD_RIGHT, BIT_WRONG)
-            assert cell["outputs"] == [] and cell["execution_count"] is None
-        else:
-            assert cell == ours[cell["id"]]
+def test_the_graded_notebooks_hold_the_course_checks_with_the_expected_answers(graded):
+    exercise = load_exercise(EXERCISES / NOTEBOOK)
+    notebook = json.loads((graded["out"] / "merged" / "patches-checks" / NOTEBOOK).read_text())
+    cells = {cell["id"]: cell for cell in notebook["cells"]}
+    for check in exercise.checks:
+        cell = cells[check.cell_id]
+        assert "".join(cell["source"]) == exercise.notebook.cells[check.cell_index].source
+        assert "".join(cell["outputs"][0]["data"]["text/plain"]) == exercise.graded[
+            check.label].emission
 
 
-# --- merging, without a kernel ---------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def exercise(tmp_path_factory):
-    path = tmp_path_factory.mktemp("exercise") / NAME
-    path.write_bytes(exercise_bytes(SOLUTION))
-    return load_exercise(path)
-
-
-def sources(notebook) -> dict[str, str]:
-    return {cell.id: cell.source for cell in notebook.cells}
+def test_grading_the_same_students_twice_gives_the_same_reports(graded):
+    first, again = reports(graded["out"]), reports(graded["again"])
+    feedback_pages = {k: v for k, v in first.items() if k.split("/")[1:2] and
+                      k.split("/")[1] in TIMING}
+    assert {k: v for k, v in again.items() if k.startswith("feedback/")} == feedback_pages
+    with open(graded["out"] / "grades.csv", newline="") as a, \
+            open(graded["again"] / "grades.csv", newline="") as b:
+        rows = {row["student"]: row for row in csv.DictReader(a) if row["student"] in TIMING}
+        assert {row["student"]: row for row in csv.DictReader(b)} == rows
 
 
-def test_a_deleted_or_retyped_answer_cell_stays_blank(exercise):
-    submission = student_notebook({"q1-answer": ADD_RIGHT, "q2-answer": BIT_RIGHT},
-                                  drop=("q1-answer",))
-    for cell in submission["cells"]:
-        if cell["id"] == "q2-answer":
-            cell["cell_type"] = "markdown"
-    merged = merge_submission(exercise.notebook, submission, NAME)
-    assert sources(merged.notebook) == sources(exercise.notebook)
-    assert sum("graded blank" in note for note in merged.notes) == 2
+# --- without a kernel ------------------------------------------------------------------------
+
+def test_without_bubblewrap_grading_refuses_unless_told_to_run_unsafe(tmp_path, monkeypatch,
+                                                                      capsys):
+    (tmp_path / "subs").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    with pytest.raises(ConfigError, match="sudo apt-get install bubblewrap"):
+        grade(EXERCISES, tmp_path / "subs", tmp_path / "out")
+    assert main(["grade", str(EXERCISES), str(tmp_path / "subs"), str(tmp_path / "out")]) == 2
+    assert "--unsafe-no-sandbox" in capsys.readouterr().err
+    assert main(["preflight"]) == 2
 
 
-def test_duplicated_ids_and_added_cells_are_reported_not_graded(exercise):
-    submission = student_notebook({"q1-answer": ADD_RIGHT})
-    extra = copy.deepcopy(submission["cells"][2])
-    extra["source"] = ADD_LOOPS
-    submission["cells"] += [extra, {"id": "mine", "cell_type": "code", "source": "x = 1"},
-                            "not a cell", {"cell_type": "code", "source": "no id"}]
-    merged = merge_submission(exercise.notebook, submission, NAME)
-    assert sources(merged.notebook)["q1-answer"] == ADD_RIGHT  # the first one wins
-    assert "mine" not in sources(merged.notebook)
-    assert any("used more than once" in note for note in merged.notes)
-    assert any("1 cell(s) you added" in note for note in merged.notes)
-
-
-def test_merging_leaves_the_exercise_untouched(exercise):
-    before = copy.deepcopy(exercise.notebook)
-    merge_submission(exercise.notebook, student_notebook({"q1-answer": ADD_RIGHT}), NAME)
-    merge_submission(exercise.notebook, {"cells": "garbage"}, NAME)
-    assert exercise.notebook == before
-
-
-def test_grading_against_a_solution_notebook_is_refused(tmp_path):
+def test_grading_against_a_solution_notebook_or_into_the_submissions_is_refused(tmp_path):
     with pytest.raises(NotebookConventionError, match="solution region"):
-        load_exercise(SOLUTION)
+        load_exercise(ROOT / "solutions" / NOTEBOOK)
     with pytest.raises(ConfigError, match="must not contain each other"):
-        grade(tmp_path, tmp_path / "submissions", tmp_path / "submissions" / "out")
+        grade(EXERCISES, tmp_path / "submissions", tmp_path / "submissions" / "out")

@@ -89,6 +89,8 @@ OPERATIONS = {
     ops.Outs: (hostile_scalars(), hostile_scalars(), hostile_buffers()),
     ops.Load: (hostile_scalars(), hostile_scalars()),
     ops.Store: (hostile_scalars(), hostile_scalars(), hostile_scalars()),
+    ops.Xchg: (hostile_scalars(), hostile_scalars(), hostile_scalars()),
+    ops.Cmpxchg: (hostile_scalars(), hostile_scalars(), hostile_scalars(), hostile_scalars()),
     ops.StoreBlock: (hostile_scalars(), hostile_buffers()),
     ops.LoadBlock: (hostile_scalars(), hostile_scalars()),
     ops.Invlpg: (hostile_scalars(),),
@@ -109,7 +111,7 @@ def plausible(draw):
     value = draw(st.integers(0, (1 << (8 * size)) - 1))
     count = draw(st.integers(1, 300))
     length = draw(st.integers(1, 5000))
-    nr = draw(st.sampled_from([18, 0, 99, 2**64 - 1]))
+    nr = draw(st.sampled_from([18, 0, 20, 29, 32, 34, 99, 2**64 - 1]))
     args = draw(st.lists(st.sampled_from([0, 1, 7, 0x1000, RAM - 4, 2**31, 2**64 - 1]),
                          max_size=3))
     return draw(st.sampled_from([
@@ -119,6 +121,8 @@ def plausible(draw):
         lambda: ops.Outs(port, 1, bytes(count)),
         lambda: ops.Load(addr, wide),
         lambda: ops.Store(addr, size, value),
+        lambda: ops.Xchg(addr, size, value),
+        lambda: ops.Cmpxchg(addr, size, value, 0),
         lambda: ops.StoreBlock(addr, b"\xAA" * length),
         lambda: ops.LoadBlock(addr, length),
         lambda: ops.Invlpg(addr),

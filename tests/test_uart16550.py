@@ -735,3 +735,44 @@ def test_unpaced_uart_sends_at_once_like_qemu():
     assert uart.read(LSR, 1) & (LSR_THRE | LSR_TEMT) == LSR_THRE | LSR_TEMT
     assert uart.output == b"AB"
     assert clock.now == 0
+
+
+# -- the IRQ line: QEMU's emulated UART versus the real PC's wiring --------------------------
+# hardware-facts.md §8.2/§8.3: on a PC, MCR.OUT2 gates INTR to the PIC; QEMU's serial.c
+# (serial_update_irq at a0def59) raises the IRQ from IIR alone. xv6 leaves MCR = 0 (uart.c
+# uartinit at mit-pdos/xv6-public eeb7b41), so it gets receive interrupts only under QEMU.
+@pytest.mark.parametrize("out2_gates_irq, irq", [(False, True), (True, False)])
+def test_xv6_receive_interrupt_depends_on_out2_wiring(out2_gates_irq, irq):
+    clock = Clock()
+    rec = Recorder(clock)
+    uart = Uart16550(clock, on_irq=rec, out2_gates_irq=out2_gates_irq)
+    replay(uart, XV6_UARTINIT)
+    assert uart.mcr == 0 and uart.ier == u.IER_RDI
+    uart.receive(b"k")
+    clock.advance(FRAME_9600_8N1)
+    uart.catch_up()
+    assert uart.intr  # the chip wants attention either way ...
+    assert uart.irq is irq  # ... but only the QEMU-like model raises IRQ 4 with OUT2 = 0
+    assert rec.calls == ([(FRAME_9600_8N1, True)] if irq else [])
+    # xv6's uartintr: while LSR.DR, read RBR; the line drops once RBR is empty
+    got = []
+    while uart.read(u.LSR, 1) & u.LSR_DR:
+        got.append(uart.read(u.RBR, 1))
+    assert got == [ord("k")] and not uart.intr and not uart.irq
+    assert rec.calls == ([(FRAME_9600_8N1, True), (FRAME_9600_8N1, False)] if irq else [])
+
+
+def test_qemu_like_irq_still_follows_ier_and_loopback_does_not_cut_it():
+    clock, uart = make(out2_gates_irq=False)
+    uart.receive(b"x")
+    clock.advance(FRAME_9600_8N1)
+    assert not uart.intr and not uart.irq  # IER = 0: nothing enabled, nothing raised
+    uart.write(u.IER, 1, u.IER_RDI)
+    assert uart.irq
+    uart.write(u.MCR, 1, u.MCR_LOOP | u.MCR_OUT2)  # the PC's gate does not exist here
+    assert uart.irq
+
+
+def test_out2_wiring_must_be_a_bool():
+    with pytest.raises(ConfigError):
+        Uart16550(Clock(), out2_gates_irq=1)

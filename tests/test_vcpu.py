@@ -20,7 +20,7 @@ from vmmlib.cpu.exits import (
     vmx_intr_info,
 )
 from vmmlib.cpu.iobitmap import SvmIopm, VmxIoBitmaps
-from vmmlib.cpu.ops import Hypercall, In, Ins, Load, Out, Outs, Store
+from vmmlib.cpu.ops import Cmpxchg, Hypercall, In, Ins, Load, Out, Outs, Store, Xchg
 from vmmlib.cpu.paging import PageTable
 from vmmlib.cpu.vcpu import INSN_LEN
 from vmmlib.devices.vga_text import TEXT_BASE, TEXT_SIZE, VgaTextBuffer
@@ -633,3 +633,68 @@ def test_load_far_beyond_guest_ram_reads_all_ones():
 
     cpu = run(dom, guest())
     assert cpu.crashed is None and cpu.result == 0xFFFF_FFFF
+
+
+# --- atomic read-modify-write ---------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["hvm", "pv"])
+def test_xchg_writes_and_returns_the_old_value(kind):
+    m, dom, _ = make_domain(kind=kind)
+    got = []
+
+    def guest():
+        yield Store(0x2000, 8, 0xF0)
+        got.append((yield Xchg(0x2000, 8, 0)))
+        got.append((yield Load(0x2000, 8)))
+
+    cpu = run(dom, guest())
+    assert cpu.crashed is None and got == [0xF0, 0]
+
+
+def test_cmpxchg_swaps_only_when_memory_holds_the_expected_value():
+    m, dom, _ = make_domain()
+    got = []
+
+    def guest():
+        yield Store(0x3000, 2, 0x0005)
+        got.append((yield Cmpxchg(0x3000, 2, 0x0001, 0)))  # compare fails: unchanged
+        got.append((yield Load(0x3000, 2)))
+        got.append((yield Cmpxchg(0x3000, 2, 0x0005, 0)))  # compare holds: swapped
+        got.append((yield Load(0x3000, 2)))
+
+    cpu = run(dom, guest())
+    assert cpu.crashed is None and got == [5, 5, 5, 0]
+
+
+def test_cmpxchg_on_a_read_only_page_faults_as_a_write_even_when_the_compare_fails():
+    # SDM (CMPXCHG): "the destination operand is written back if the comparison fails", so
+    # the access is a write: a read-only page gives #PF with W/R = 1 and nothing changes
+    m, dom, _ = make_domain()
+    dom.page_table = PageTable()
+    dom.page_table.map(0x40_0000, 0x10_0000, writable=False)
+    caught = []
+
+    def guest():
+        try:
+            yield Cmpxchg(0x40_0000, 4, 1, 2)
+        except PageFault as f:
+            caught.append(f.error_code & 0b010)
+
+    cpu = run(dom, guest())
+    assert cpu.crashed is None and caught == [0b010]
+
+
+def test_nothing_runs_between_the_read_and_the_write_of_an_xchg():
+    # an alarm due during the XCHG (dom0 setting a bit in shared memory) fires before or after
+    # it, never between its read and its write: the bit is either swapped out or kept
+    m, dom, _ = make_domain()
+    gpa = 0x5000
+    maddr = dom.gpa_to_maddr(gpa)
+    m.clock.call_at(1, lambda: m.memory.write(maddr, 8, m.memory.read(maddr, 8) | 2))
+    got = []
+
+    def guest():
+        got.append((yield Xchg(gpa, 8, 0)))
+        got.append((yield Load(gpa, 8)))
+
+    run(dom, guest())
+    assert got[0] | got[1] == 2 and got[0] & got[1] == 0

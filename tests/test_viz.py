@@ -1,7 +1,8 @@
-"""The teaching layer (vmmlib.viz): plots return labelled figures of the right data, and the
-stepping widget moves forwards and backwards through a scenario when its buttons are clicked.
+"""The teaching layer (vmmlib.viz): plots return labelled figures of the right data, each
+colour meaning one thing; text renderings (trace logs, wire text, bit fields) read like the
+prose. The stepping widget and its state panels are in test_stepper.py.
 
-Headless: matplotlib runs on Agg and the widget's buttons are pressed with ``click()``.
+Headless: matplotlib runs on Agg.
 Port facts: Xen leaves ports 0x80 and 0xED un-intercepted (hardware-facts.md §1.1,
 vmmlib/iobitmap.py); COM1 answers 0x3F8-0x3FF (§8); the VGA text window is 0xB8000-0xBFFFF
 (§10).
@@ -17,27 +18,25 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import ipywidgets  # noqa: E402
 import pytest  # noqa: E402
-from ipywidgets.widgets.widget_link import Link  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from vmmlib import MIB, Machine, Store, Vcpu  # noqa: E402
+from vmmlib.cpu.exits import (  # noqa: E402
+    PortAccess,
+    pf_error_code,
+    svm_ioio_exitinfo1,
+    vmx_io_qualification,
+)
 from vmmlib.devices.uart16550 import Uart16550  # noqa: E402
 from vmmlib.devices.vga_text import TEXT_BASE, TEXT_SIZE, VgaTextBuffer  # noqa: E402
 from vmmlib.errors import ConfigError  # noqa: E402
 from vmmlib.guest.pv_console import pv_console_write  # noqa: E402
-from vmmlib.guest.uart import serial_hello  # noqa: E402
+from vmmlib.guest.uart import LINUX_EARLY_POLLS, serial_hello  # noqa: E402
 from vmmlib.guest.vga import vga_puts  # noqa: E402
 from vmmlib.hw.pcmap import LEGACY_PORTS  # noqa: E402
-from vmmlib.scenarios.intercepts import hello_serial, uart_of  # noqa: E402
-from vmmlib.viz import exitplots, memorymap, palette, portspace  # noqa: E402
-from vmmlib.viz.stepper import (  # noqa: E402
-    Stepper,
-    render_registers,
-    render_state,
-    render_trace_tail,
-)
+from vmmlib.scenarios.intercepts import hello_pv, hello_serial, three_faults, uart_of  # noqa: E402
+from vmmlib.viz import exitplots, memorymap, palette, portspace, serial, text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +59,8 @@ def serial_vcpu(vendor: str = "vmx") -> Vcpu:
     """Chapter 01's "Hello": COM1 emulated by the hypervisor, a POST card passed through."""
     machine = Machine(ram=512 * MIB)
     dom = machine.add_domain("dom1", 256 * MIB, base=256 * MIB, vendor=vendor)
-    dom.emulate_ports(0x3F8, 8, Uart16550(machine.clock), "COM1")
+    com1 = Uart16550(machine.clock, paced=False, out2_gates_irq=False)  # QEMU-like
+    dom.emulate_ports(0x3F8, 8, com1, "COM1")
     machine.ports.claim(0x80, 1, PostCard(), "POST")
     dom.assign_ports(0x80, 1)
     return Vcpu(dom, serial_hello())
@@ -281,180 +281,113 @@ def test_palette_is_okabe_ito_and_stable():
     assert palette.device_colour("some new device") in palette.OKABE_ITO.values()
 
 
-# --- the stepper ---------------------------------------------------------------------------------
-class Counting:
-    """A scenario factory that counts how often it is called."""
-
-    def __init__(self, make=serial_vcpu) -> None:
-        self.make = make
-        self.calls = 0
-
-    def __call__(self):
-        self.calls += 1
-        return self.make()
+# --- one colour, one meaning -------------------------------------------------------------------
+def _hex_colour(rgba) -> str:
+    return matplotlib.colors.to_hex(rgba).upper()
 
 
-@pytest.fixture
-def hello():
-    """Chapter 01's "Hello" as the course's scenarios module builds it."""
-    factory = Counting(hello_serial)
-    return factory, Stepper(factory)
+def test_port_space_colours_each_mean_one_thing_and_are_all_in_the_legend():
+    dom = serial_vcpu().domain
+    fig = portspace.plot_port_space(dom, devices=LEGACY_PORTS)
+    legend = {_hex_colour(h.get_facecolor()): h.get_label() for h in fig.legends[0].legend_handles}
+    assert len(legend) == len(fig.legends[0].legend_handles)  # no colour twice in the legend
+    drawn = {
+        _hex_colour(c)
+        for ax in fig.axes
+        for coll in ax.collections
+        for c in coll.get_facecolors()
+    }
+    assert drawn <= set(legend), f"colours drawn but not explained: {drawn - set(legend)}"
+    assert legend[palette.ROLES["emulated"].upper()] == "device emulated by the hypervisor"
+    # IDE secondary is a PC device like any other: not the colour of "direct: no exit"
+    [ide] = [s for s in fig.vmm_data.spans if s.name == "IDE secondary"]
+    assert portspace._span_colour(ide) == palette.ROLES["pc_device"] != palette.ROLES["direct"]
 
 
-def test_stepper_knows_the_number_of_steps(hello):
-    _, s = hello
-    assert s.total == finished(hello_serial).steps  # one step per guest operation
-    assert (s.index, s.slider.max, s.play.max) == (0, s.total, s.total)
-    assert s.log_text() == "(no events yet)"
-
-
-def test_step_advances_without_rerunning_and_back_restores(hello):
-    factory, s = hello
-    calls = factory.calls
-    for _ in range(4):
-        s.step_button.click()
-    assert factory.calls == calls  # forward steps use the live scenario
-    assert s.index == 4 and s.slider.value == 4 and s.play.value == 4
-    before = s.log_text()
-    reference = hello_serial()  # the same scenario, stepped by hand
-    for _ in range(4):
-        reference.step()
-    assert before.splitlines()[-1] == str(reference.machine.trace[-1])
-    s.step_button.click()
-    assert s.index == 5 and s.log_text() != before
-    s.back_button.click()
-    assert factory.calls == calls + 1  # back = one fresh replay
-    assert s.index == 4 and s.log_text() == before
-
-
-def test_newest_events_are_highlighted(hello):
-    _, s = hello
-    for _ in range(3):
-        s.step_button.click()
-    new = s.marks[3] - s.marks[2]
-    assert new == 2  # an OUT that exits: the exit, then the hypervisor's emulation
-    assert s.log.value.count("background:") == new
-    assert "2 new events" in s.status.value
-
-
-def test_first_last_and_slider(hello):
-    _, s = hello
-    s.last_button.click()
-    assert s.index == s.total and s.slider.value == s.total
-    assert s.step_button.disabled and not s.back_button.disabled
-    assert s.current.done and "halt" in s.log_text().splitlines()[-1]
-    s.step_button.click()  # stepping past the end does nothing
-    assert s.index == s.total
-    s.first_button.click()
-    assert s.index == 0 and s.log_text() == "(no events yet)" and s.first_button.disabled
-    s.slider.value = 7
-    assert s.index == 7
-    at_seven = s.log_text()
-    s.play.value = 9  # Play drives the same step index (jslinked in the browser)
-    assert s.index == 9 and s.slider.value == 9
-    s.slider.value = 7
-    assert s.log_text() == at_seven
-
-
-def test_play_is_linked_to_the_slider(hello):
-    _, s = hello
-    assert isinstance(s.play, ipywidgets.Play)
-    assert isinstance(s._link, Link)
-    assert s._link.source == (s.play, "value") and s._link.target == (s.slider, "value")
-    assert s.play in s.widget.children[0].children
-
-
-def test_state_panel_changes_after_a_step(hello):
-    _, s = hello
-    states = [s.state_text()]
-    for _ in range(2):  # OUT FCR, OUT LCR (DLAB on)
-        s.step_button.click()
-        states.append(s.state_text())
-    assert "LCR 0x00" in states[1] and "LCR 0x80" in states[2]
-    assert states[2] != states[1]
-    assert "vCPU hvm" in states[0] and "COM1 registers" in states[0]
-    s.last_button.click()
-    uart = uart_of(finished(hello_serial))
-    assert s.state_text().endswith(f"wire: {uart.output!r}")  # what reached the wire by then
-
-
-def test_state_panel_can_be_a_figure_or_a_widget():
-    def draw(vcpu):
-        fig = Figure(figsize=(2, 1.5), dpi=40)
-        fig.add_subplot().set_title(f"{len(vcpu.machine.trace.events('exit'))} exits so far")
-        return fig
-
-    s = Stepper(vga_vcpu, render=draw)
-    s.last_button.click()
-    assert isinstance(s.state.children[0], ipywidgets.Image)
-    assert bytes(s.state.children[0].value).startswith(b"\x89PNG")
-    assert s.state_text() == f"{len(finished(vga_vcpu).machine.trace.events('exit'))} exits so far"
-    label = ipywidgets.Label()
-
-    def as_widget(vcpu):
-        label.value = f"RIP {vcpu.rip:#x}"
-        return label
-
-    s = Stepper(vga_vcpu, render=as_widget)
-    s.step_button.click()
-    assert s.state.children[0] is label and s.state_text() == "RIP 0x1003"  # one MOV done
-
-
-def test_stepper_errors():
-    def endless():
-        vcpu = serial_vcpu()
-        vcpu.step = lambda: True
-        return vcpu
-
-    with pytest.raises(ConfigError, match="did not finish within 50 steps"):
-        Stepper(endless, max_steps=50)
-    with pytest.raises(ConfigError, match="factory"):
-        Stepper(serial_vcpu())
-    with pytest.raises(ConfigError, match="no .step"):
-        Stepper(lambda: 42)
-    with pytest.raises(ConfigError, match="render must return"):
-        Stepper(serial_vcpu, render=lambda v: 42)
-
-    builds = []
-
-    def drifting():  # a scenario that changes from one build to the next
-        builds.append(1)
-        vcpu = finished(serial_vcpu) if len(builds) > 2 else serial_vcpu()
-        return vcpu
-
-    s = Stepper(drifting)
-    s.step_button.click()
-    with pytest.raises(ConfigError, match="not deterministic"):
-        s.back()
-    assert s.index == 1  # the failed replay did not move the widget
-    s.back_button.click()  # from a button the error is shown where the student looks
-    assert "error: the scenario is not deterministic" in s.status.value
-
-
-def test_stepper_repr_has_no_addresses(hello):
-    _, s = hello
-    s.step_button.click()
-    assert repr(s) == f"Stepper(step 1 of {s.total})"
-    bundle = s._repr_mimebundle_()
-    assert bundle["text/plain"] == repr(s)
-    assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert " at 0x" not in render_state(object())
-
-
-def test_render_helpers():
-    table = render_registers({"LSR": 0x60, "DLL": 0x0C, "note": "<b>"}, title="COM1")
-    assert "<caption" in table and "COM1" in table
-    assert "0x60" in table and "0110 0000" in table and "0x0C" in table
-    assert "&lt;b&gt;" in table  # values are escaped
-    vcpu = finished(vga_vcpu)
-    trace = vcpu.machine.trace
-    tail = render_trace_tail(trace, stop=len(trace), n=3, new_from=len(trace) - 1)
-    assert tail.count('<div style="background:') == 1
-    assert "earlier event(s)" in tail
+# --- text ----------------------------------------------------------------------------------------
+def test_wire_text_shows_escapes_not_bytes_reprs():
+    assert text.wire_text(b"Hello\n") == "Hello\\n"
+    assert text.wire_text(b"a\r\n\t\\\x00\x1b\xff") == "a\\r\\n\\t\\\\\\0\\x1b\\xff"
+    assert text.wire_text(b"") == ""
     with pytest.raises(ConfigError):
-        render_registers([1, 2])
+        text.wire_text("Hello")
+
+
+def _fields(bits: str) -> dict[str, int]:
+    names, values = bits.splitlines()
+    return dict(zip(names.split(), (int(v, 2) for v in values.split()), strict=True))
+
+
+def test_bit_fields_match_the_encoders():
+    # hardware-facts.md §1.3 and §2.2, as encoded by vmmlib.cpu.exits
+    acc = PortAccess(0x3F8, 4, True, True, True, True)
+    vmx = _fields(text.bit_fields(vmx_io_qualification(acc), text.VMX_IO_QUALIFICATION))
+    assert vmx == {"port": 0x3F8, "reserved": 0, "imm": 1, "rep": 1, "str": 1, "in": 1,
+                   "size-1": 3}
+    out = PortAccess(0x2F8, 2, False, True, False)
+    info1 = svm_ioio_exitinfo1(out, address_size=32, segment="ES")
+    svm = text.bit_fields(info1, text.SVM_IOIO_EXITINFO1)
+    names, values = svm.splitlines()
+    got = list(zip(names.split(), values.split(), strict=True))
+    assert got[0] == ("PORT", f"{0x2F8:016b}") and ("SEG", "000") in got
+    assert [n for n, v in got if v == "1"] == ["A32", "SZ16", "STR"]
+    pf = _fields(text.bit_fields(pf_error_code(True, True, user=True), text.PF_ERROR_CODE))
+    assert pf == {"I/D": 0, "RSVD": 0, "U/S": 1, "W/R": 1, "P": 1}
     with pytest.raises(ConfigError):
-        render_trace_tail(trace, stop=len(trace) + 1)
+        text.bit_fields(1 << 32, text.VMX_IO_QUALIFICATION)
+    with pytest.raises(ConfigError):
+        text.bit_fields(1, [(3, 1, "x")])  # does not reach bit 0
+
+
+def test_trace_log_fits_a_notebook_and_drops_what_the_exit_kind_fixes():
+    for make in (hello_serial, three_faults, lambda: hello_serial(vendor="svm"), hello_pv):
+        vcpu = finished(make)
+        lines = text.trace_log(vcpu.machine.trace).splitlines()
+        assert len(lines) == len(vcpu.machine.trace)
+        assert max(map(len, lines)) <= 100  # a notebook cell at 1366 px shows ~118 characters
+    serial = text.trace_log(finished(hello_serial).machine.trace, 0, 2).splitlines()
+    assert serial[0].split() == ["250", "ns", "cpu", "exit", "IO_INSTRUCTION",
+                                 "exit_qualification=0x3fa0000"]
+    assert serial[1].endswith("emulate device=COM1 port=0x3fa dir=out value=0x0")
+    pf = text.trace_log(finished(three_faults).machine.trace, 0, 1)
+    assert "intr_info" not in pf and "exit_reason" not in pf and "intr_error_code=0x2" in pf
+    inject = text.trace_log(finished(three_faults).machine.trace, 6, 7)
+    assert "vector=14" in inject  # only exits lose their fixed fields
+
+
+# --- serial: polls per character ----------------------------------------------------------------
+def test_uart_polls_reads_xv6s_give_up_and_the_lost_bytes_from_the_trace():
+    xv6 = finished(lambda: hello_serial("Hello\n", paced=True))
+    data = serial.uart_polls(xv6.machine.trace)
+    assert data.chars == list(b"Hello\n")
+    assert data.polls == [1, 1, 128, 128, 128, 128]
+    assert data.gave_up == [False, False, True, True, True, True]
+    assert data.lost == [False, True, True, True, True, False]
+    assert data.sent == uart_of(xv6).output == b"H\n"
+    assert data.final_polls > 1000  # the wait for TEMT: two frames of 1.04 ms
+    linux = finished(lambda: hello_serial("Hello\n", paced=True, max_polls=LINUX_EARLY_POLLS))
+    data = serial.uart_polls(linux.machine.trace)
+    assert data.sent == uart_of(linux).output == b"Hello\n" and not any(data.lost)
+    fast = serial.uart_polls(finished(hello_serial).machine.trace)
+    assert fast.polls == [1] * 6 and fast.final_polls == 1  # QEMU-like: THR always empty
+
+
+def test_polls_per_character_plot_draws_the_polls():
+    runs = {
+        "xv6": finished(lambda: hello_serial("Hello\n", paced=True)).machine.trace,
+        "fast": finished(hello_serial).machine.trace,
+    }
+    fig = serial.plot_polls_per_character(runs, bound=(128, "xv6 gives up"))
+    check_labelled(fig)
+    ax = fig.axes[0]
+    heights = [round(r.get_height()) for r in ax.patches if r.get_width() < 1]
+    assert heights[:6] == [1, 1, 128, 128, 128, 128]
+    hatched = [r.get_hatch() for r in ax.patches[:6]]
+    assert hatched == [None, "///", "///", "///", "///", None]
+    assert [t.get_text() for t in ax.get_xticklabels()][-2:] == ["\\n", "wait for\nTEMT"]
+    assert "H\\n (xv6)" in ax.get_title(loc="left")
+    with pytest.raises(ConfigError):
+        serial.plot_polls_per_character({})
 
 
 # --- the core stays light -------------------------------------------------------------------------
@@ -470,16 +403,3 @@ def test_import_vmmlib_does_not_load_matplotlib_or_ipywidgets():
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
-
-
-def test_render_last_exit_shows_the_current_exit_three_ways():
-    from vmmlib.viz import html_to_text, render_last_exit
-
-    vcpu = hello_serial()
-    assert "no exit yet" in html_to_text(render_last_exit(vcpu))
-    vcpu.step()  # OUT to FCR (0x3FA)
-    text = html_to_text(render_last_exit(vcpu))
-    assert "Intel VMX exit reason 30, qualification 0x03fa0000" in text
-    assert "AMD SVM exit code 0x7b, EXITINFO1 0x03fa0210" in text
-    assert "KVM KVM_EXIT_IO direction=1 (OUT)" in text
-    assert "COM1 registers" in text

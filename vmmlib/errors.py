@@ -67,3 +67,18 @@ class GeneralProtection(GuestFault):
         self.address = address
         self.error_code = error_code
         super().__init__(f"#GP at {address:#x}, error code {error_code:#x}")
+
+
+class Halted(GuestFault):
+    """The vCPU executed HLT (or blocked in SCHEDOP_block) and nothing is left that could
+    ever wake it: the model ends the guest there (a real CPU would sleep forever)."""
+
+
+class GuestKernelError(VmmError):
+    """A guest kernel's driver gave up: e.g. a hypercall it cannot do without answered an
+    error (where Linux would fail the device's probe)."""
+
+
+class DomainCrash(VmmError):
+    """Xen crashed the domain (e.g. its device model broke the ioreq protocol, or answered
+    with a request no device can take): every vCPU of it stops, with this reason."""

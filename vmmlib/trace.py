@@ -49,6 +49,7 @@ HEX_FIELDS = frozenset(
         "intr_info",
         "intr_error_code",
         "error_code",
+        "data",
     }
 )
 

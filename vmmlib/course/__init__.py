@@ -1,9 +1,13 @@
 """Exercises and grading for the course notebooks (nbformat, nbclient, nbval on top of vmmlib).
 
 * :mod:`vmmlib.course.conventions`: how a solution notebook marks answers and checks;
-* :mod:`vmmlib.course.exercises`: ``solutions/NN-slug.ipynb`` -> ``exercises/NN-slug.ipynb``;
-* :mod:`vmmlib.course.grading`: grade a folder of submissions with nbval, in parallel;
-* ``python -m vmmlib.course``: both, from the command line.
+* :mod:`vmmlib.course.exercises`: ``solutions/NN-slug-exercises.ipynb`` ->
+  ``exercises/NN-slug-exercises.ipynb``;
+* :mod:`vmmlib.course.checks`: the checks behind the check cells, one module per chapter;
+* :mod:`vmmlib.course.grading`: grade a folder of submissions with nbval, in parallel, each
+  kernel in a bubblewrap sandbox (:mod:`vmmlib.course.sandbox`), verdicts computed where the
+  students' code cannot reach them (the module's docstring says how);
+* ``python -m vmmlib.course``: all of it, from the command line.
 
 Importing this package is cheap: nbformat and nbval are imported only by the functions that
 use them. The names below are loaded on first use.
@@ -19,10 +23,10 @@ _EXPORTS = {
     "exercise_bytes": "exercises",
     "sync_exercises": "exercises",
     "merge_submission": "merge",
-    "run_nbval": "nbval_runner",
+    "run_batch": "nbval_runner",
     "grade": "grading",
-    "grade_submission": "grading",
     "load_exercise": "grading",
+    "preflight": "sandbox",
     "NotebookConventionError": "conventions",
 }
 

@@ -4,6 +4,9 @@
 
     python -m vmmlib.course exercises SOLUTIONS_DIR EXERCISES_DIR [--check]
     python -m vmmlib.course grade EXERCISES_DIR SUBMISSIONS_DIR OUT_DIR [--jobs N] [--timeout S]
+                              [--memory MIB] [--cpu-time S] [--output-cap BYTES]
+                              [--unsafe-no-sandbox]
+    python -m vmmlib.course preflight   (can grading be sandboxed here? how to install bwrap)
     python -m vmmlib.course execute NOTEBOOK...
     python -m vmmlib.course slides OUT_DIR NOTEBOOK...
     python -m vmmlib.course execute NOTEBOOK... (store outputs: vmmlib.course.execute)
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
+from .sandbox import Limits
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +48,18 @@ def _parser() -> argparse.ArgumentParser:
                        help="submissions graded at once (default: number of CPUs)")
     grade.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                        help="time one cell may run before it fails (default: 30)")
+    limits = Limits()
+    grade.add_argument("--memory", type=int, default=limits.memory >> 20, metavar="MIB",
+                       help="address space of each grading kernel (default: %(default)s MiB)")
+    grade.add_argument("--cpu-time", type=int, default=limits.cpu_seconds, metavar="SECONDS",
+                       help="CPU time of each grading kernel (default: %(default)s s)")
+    grade.add_argument("--output-cap", type=int, default=limits.output, metavar="BYTES",
+                       help="output kept per cell, the rest cut (default: %(default)s)")
+    grade.add_argument("--unsafe-no-sandbox", action="store_true",
+                       help="run students' code without the bubblewrap sandbox: only for work "
+                            "you trust (it can read the solutions and change your files)")
+    commands.add_parser("preflight", help="check that grading can run students' code in a "
+                                          "bubblewrap sandbox here")
     execute = commands.add_parser(
         "execute", help="run notebooks top to bottom and store their outputs in place")
     execute.add_argument("notebooks", nargs="+")
@@ -76,14 +92,29 @@ def _grade(args: argparse.Namespace) -> int:
     from .grading import DEFAULT_CELL_TIMEOUT, grade
 
     timeout = DEFAULT_CELL_TIMEOUT if args.timeout is None else args.timeout
-    result = grade(args.exercises_dir, args.submissions_dir, args.out_dir,
-                   jobs=args.jobs, cell_timeout=timeout)
+    limits = Limits(memory=args.memory << 20, cpu_seconds=args.cpu_time, output=args.output_cap)
+    if args.unsafe_no_sandbox:
+        print("warning: grading WITHOUT a sandbox (--unsafe-no-sandbox): students' code runs "
+              "with your rights", file=sys.stderr)
+    result = grade(args.exercises_dir, args.submissions_dir, args.out_dir, jobs=args.jobs,
+                   cell_timeout=timeout, limits=limits, sandbox=not args.unsafe_no_sandbox)
     for submission in result.grades:
         print(f"{submission.student}  {submission.notebook}  "
               f"{submission.total}/{submission.max_points}")
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {os.path.join(args.out_dir, 'grades.csv')}, feedback/, summary.csv, summary.md")
+    return 0
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    from .sandbox import INSTALL_HINT, preflight
+
+    problem = preflight()
+    if problem:
+        print(INSTALL_HINT.format(problem=problem), file=sys.stderr)
+        return 2
+    print("ok: students' code will be graded in a bubblewrap sandbox")
     return 0
 
 
@@ -108,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     skip_iri_grammar()
-    commands = {"exercises": _exercises, "grade": _grade, "execute": _execute, "slides": _slides}
+    commands = {"exercises": _exercises, "grade": _grade, "preflight": _preflight,
+                "execute": _execute, "slides": _slides}
     try:
         return commands[args.command](args)
     except ConfigError as error:

@@ -1,17 +1,23 @@
 """The conventions an exercise notebook follows, in one place.
 
-A chapter's exercise is written once, as ``solutions/NN-slug.ipynb`` (nbformat 4.5, so every
-cell has a stable ``id``):
+A chapter's exercise is written once, as ``solutions/NN-slug-exercises.ipynb`` (nbformat 4.5,
+so every cell has a stable ``id``; the ``-exercises`` suffix tells it from the lecture notebook
+``notebooks/NN-slug.ipynb`` in a browser tab):
 
 * Solution code sits between a line ``### BEGIN SOLUTION`` and a line ``### END SOLUTION``
   (the marker convention nbgrader made familiar). A cell holding such a region is an *answer*
   cell; it may be a code cell or a markdown cell (a written answer).
-* A *check* cell is a code cell tagged ``check`` with an integer ``points`` in its metadata and,
-  optionally, a short ``check_id`` (e.g. ``"q1.2"``) that names it in grade sheets. It prints a
-  deterministic verdict and raises (an ``AssertionError`` with a hint) when the answer is wrong.
+* A *check* cell is a code cell tagged ``check`` with an integer ``points`` in its metadata and
+  a short ``check_id`` (e.g. ``"q1"``) that names it in grade sheets and names the question of
+  the notebook's checks module (notebook metadata ``{"vmmlib": {"checks": "vmmlib.course.
+  checks.<chapter>"}}``) it runs, as ``checks.check_<name>(<the student's function>)``; see
+  :mod:`vmmlib.course.checks`. Run by a student it prints the verdict and raises with a hint
+  when an answer is wrong; in grading it only shows the student's answers, which the grader
+  compares with the reference's outside the student's kernel.
 
-The generated exercise tags answer cells ``answer`` and check cells ``nbval-check-output`` (so
-``pytest --nbval-lax`` compares the verdict with the one stored in the solution).
+The generated exercise tags answer cells ``answer`` and stores no output under check cells.
+The graded notebook (:mod:`vmmlib.course.grading`) tags check cells ``nbval-check-output``,
+so that nbval compares them with the expected answers the grader stores there.
 
 This module is stdlib-only: notebooks are handled here as plain JSON dictionaries, so a
 submission that is not even a valid notebook can still be inspected.
@@ -90,7 +96,8 @@ def has_solution_markers(text: str) -> bool:
 
 
 def describe_cell(notebook_name: str, index: int, cell: dict[str, Any]) -> str:
-    """``"01-intercepts.ipynb cell 4 (id 'a1b2')"``: how error messages point at a cell."""
+    """``"01-intercepts-exercises.ipynb cell 4 (id 'a1b2')"``: how error messages point at
+    a cell."""
     return f"{notebook_name} cell {index} (id {cell.get('id')!r})"
 
 

@@ -45,6 +45,11 @@ def execute_notebook(path: Path, timeout: int = CELL_TIMEOUT) -> None:
         record_timing=False,
     )
     client.execute()
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+
+    # the kernel flushes stdout on a timer: one print can arrive in two stream outputs, so
+    # merge them, or an unchanged notebook would be stored differently from run to run
+    nb, _ = CoalesceStreamsPreprocessor().preprocess(nb, {})
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
     text = nbformat.writes(nb)
@@ -79,7 +84,12 @@ def _widget_model_order(nb: Any) -> list[str]:
                 visit(view["model_id"])
 
     def content(model: str) -> str:
-        return _MODEL_ID.sub("", json.dumps(state[model], sort_keys=True))
+        # a reference to a model already numbered counts by its number, so that two
+        # leftovers alike but for what they link (two steppers' jslinks) keep their order
+        def ref(m: re.Match) -> str:
+            return str(order.index(m[1])) if m[1] in order else ""
+
+        return _MODEL_ID.sub(ref, json.dumps(state[model], sort_keys=True))
 
     for model in sorted(set(state) - set(order), key=content):
         visit(model)

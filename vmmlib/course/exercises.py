@@ -1,12 +1,14 @@
-"""Generate ``exercises/NN-slug.ipynb`` from ``solutions/NN-slug.ipynb``.
+"""Generate ``exercises/NN-slug-exercises.ipynb`` from ``solutions/NN-slug-exercises.ipynb``.
 
 For each cell of the solution, the exercise gets:
 
 * an *answer* cell (it holds a solution region): the region replaced by a placeholder
   (see :mod:`vmmlib.course.regions`), the tag ``answer``, outputs cleared;
-* a *check* cell (tag ``check``): the solution's stored outputs kept, so that nbval compares
-  the student's verdict with them, the tag ``nbval-check-output`` (for ``pytest --nbval-lax``)
-  and ``editable``/``deletable`` false so JupyterLab protects it from accidents;
+* a *check* cell (tag ``check``): outputs cleared, so an untouched exercise never shows a
+  verdict (the solution's stored "n/n cases correct" under a stub would look solved), and
+  ``editable``/``deletable`` false so JupyterLab protects it from accidents. Run by the
+  student, it prints its own verdict (self-check); in grading the expected answers come from
+  the grader (:mod:`vmmlib.course.grading`), never from this file;
 * any other cell: copied as it is, outputs included.
 
 Every cell keeps its id, and nbclient's per-run timing metadata is dropped. The output is a
@@ -24,7 +26,6 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from .conventions import (
     ANSWER_TAG,
-    NBVAL_CHECK_TAG,
     RUN_ONLY_METADATA,
     NotebookConventionError,
     cell_tags,
@@ -71,7 +72,8 @@ def make_exercise(solution: NotebookNode, name: str = "notebook") -> NotebookNod
             if regions:
                 raise NotebookConventionError(f"{where}: a check cell cannot hold a solution")
             _require_stored_verdict(cell, where)
-            _add_tag(cell, NBVAL_CHECK_TAG)
+            cell.outputs = []
+            cell.execution_count = None
             cell.metadata["editable"] = False
             cell.metadata["deletable"] = False
         elif regions:

@@ -4,8 +4,8 @@
   one column per check label (the points awarded; a column holds the check of that label in
   the row's notebook, empty if that notebook has none), ``total``, ``max``.
 * ``feedback/<student>/<notebook>.md``: the score, each check with its points and, when it
-  failed, the error line, output difference or timeout, then notes on how the notebook was
-  read (deleted answer cells, edited checks...).
+  failed, its verdict (the first wrong case and a hint), crash or timeout, then notes on how
+  the notebook was read (deleted answer cells, added cells, copies, crashes...).
 * ``summary.csv`` and ``summary.md``: per check, how many of the submitted notebooks passed it.
 
 Everything is written in a fixed order with no dates, so grading twice gives the same files.

@@ -91,6 +91,14 @@ SVM_INVLPG_EXIT = Schema(
     "cpu", "exit", ("reason", "exitcode", "exitinfo1"),
     {"reason": "INVLPG", "exitcode": VMEXIT_INVLPG},
 )
+VMX_HLT_EXIT = Schema(
+    "cpu", "exit", ("reason", "exit_reason"), {"reason": "HLT", "exit_reason": EXIT_REASON_HLT}
+)
+SVM_HLT_EXIT = Schema(
+    "cpu", "exit", ("reason", "exitcode"), {"reason": "HLT", "exitcode": VMEXIT_HLT}
+)
+#: an interrupt delivered at the VM entry that ends a HLT
+INTERRUPT_ENTRY = Schema("cpu", "entry", ("vector",))
 #: the re-entry after a hypercall: the guest resumes with the result in RAX
 HYPERCALL_ENTRY = Schema("cpu", "entry", ("rax",))
 #: a paravirtualized guest has no VMCS: its faults trap straight into Xen (no VM exit)

@@ -10,8 +10,9 @@ performs it (directly, or by exiting to the hypervisor) and sends the result bac
             yield Out(port, 1, ch)                      # write THR
 
 Drivers compose with ``yield from``. The operations mirror x86 instructions: IN/OUT,
-INS/OUTS with a REP prefix, MOV to/from memory, a block move (REP MOVSB between a buffer and
-memory), INVLPG, and a hypercall (VMCALL, or the PV trap) whose arguments are register values.
+INS/OUTS with a REP prefix, MOV to/from memory, the atomic XCHG and LOCK CMPXCHG, a block move
+(REP MOVSB between a buffer and memory), HLT, INVLPG, and a hypercall (VMCALL, or the PV trap)
+whose arguments are register values.
 
 **Plain values only.** An operation is immutable (a tuple) and holds built-in values: every
 field is normalised when the operation is built — an ``int`` subclass or a numpy integer
@@ -188,28 +189,49 @@ class Out(_Op, _OutFields):
         return tuple.__new__(cls, (port, size, _value(value, size)))
 
 
+def _rep_count(count: Any) -> int:
+    count = plain_int(count, "a REP count")
+    if not 1 <= count <= MAX_REP_COUNT:
+        raise ConfigError(f"a REP string I/O moves 1 to {MAX_REP_COUNT:,} elements, not {count}")
+    return count
+
+
+def _buffer(addr: Any, count: int, size: int) -> int | None:
+    if addr is None:
+        return None
+    addr, _ = _address(addr, 1)
+    if addr + count * size > ADDRESS_LIMIT:
+        raise ConfigError(
+            f"a buffer of {count * size} bytes at {addr:#x} runs past the canonical half"
+        )
+    return addr
+
+
 class _InsFields(NamedTuple):
     port: int
     size: int
     count: int
     rep: bool
+    addr: int | None
 
 
 class Ins(_Op, _InsFields):
-    """(REP) INS: read ``count`` elements of ``size`` bytes from ``port``; sends back a list."""
+    """(REP) INS: read ``count`` elements of ``size`` bytes from ``port``.
+
+    With ``addr`` (the memory operand, ES:RDI) the elements are stored in guest memory from
+    that guest-virtual address upwards, as the real instruction does; without it the model
+    hands them straight back to the guest program, as a list (a shortcut for a buffer the
+    program keeps itself). The vCPU sends back the list either way."""
 
     __slots__ = ()
 
-    def __new__(cls, port: int, size: int, count: int, rep: bool = True) -> Ins:
+    def __new__(cls, port: int, size: int, count: int, rep: bool = True,
+                addr: int | None = None) -> Ins:
         port, size = _port(port, size)
-        count, rep = plain_int(count, "a REP count"), _flag(rep, "rep")
-        if not 1 <= count <= MAX_REP_COUNT:
-            raise ConfigError(
-                f"a REP string I/O moves 1 to {MAX_REP_COUNT:,} elements, not {count}"
-            )
+        count, rep = _rep_count(count), _flag(rep, "rep")
         if count > 1 and not rep:
             raise ConfigError(f"INS without REP moves one element, not {count}")
-        return tuple.__new__(cls, (port, size, count, rep))
+        return tuple.__new__(cls, (port, size, count, rep, _buffer(addr, count, size)))
 
 
 class _OutsFields(NamedTuple):
@@ -217,31 +239,39 @@ class _OutsFields(NamedTuple):
     size: int
     values: tuple[int, ...]
     rep: bool
+    addr: int | None
+    count: int
 
 
 class Outs(_Op, _OutsFields):
-    """(REP) OUTS: write each element of ``values`` (``size`` bytes each) to ``port``.
+    """(REP) OUTS: write ``count`` elements of ``size`` bytes to ``port``.
 
-    ``values`` is a sequence of integers (or, for 1-byte elements, bytes)."""
+    Either ``values`` (a sequence of integers, or bytes for 1-byte elements) comes from the
+    guest program, or ``addr`` and ``count`` name the memory operand (DS:RSI) the elements are
+    read from, as the real instruction does."""
 
     __slots__ = ()
 
-    def __new__(cls, port: int, size: int, values: Iterable[int], rep: bool = True) -> Outs:
+    def __new__(cls, port: int, size: int, values: Iterable[int] | None = None,
+                rep: bool = True, addr: int | None = None, count: int | None = None) -> Outs:
         port, size = _port(port, size)
         rep = _flag(rep, "rep")
-        if isinstance(values, (bytes, bytearray, memoryview)) and size == 1:
+        if (values is None) == (addr is None):
+            raise ConfigError("OUTS takes either values or a memory operand (addr and count)")
+        if values is None:
+            items: tuple[int, ...] = ()
+            count = _rep_count(count)
+        elif isinstance(values, (bytes, bytearray, memoryview)) and size == 1:
             items = tuple(plain_bytes(values, MAX_REP_COUNT, "OUTS data"))
+            count = len(items)
         else:
             items = tuple(_value(v, size) for v in _bounded(values, MAX_REP_COUNT, "OUTS data"))
-        if not items:
+            count = len(items)
+        if not count:
             raise ConfigError("a REP string I/O moves at least one element")
-        if len(items) > 1 and not rep:
+        if count > 1 and not rep:
             raise ConfigError("OUTS without REP writes one value")
-        return tuple.__new__(cls, (port, size, items, rep))
-
-    @property
-    def count(self) -> int:
-        return len(self.values)
+        return tuple.__new__(cls, (port, size, items, rep, _buffer(addr, count, size), count))
 
 
 class _LoadFields(NamedTuple):
@@ -272,6 +302,41 @@ class Store(_Op, _StoreFields):
     def __new__(cls, addr: int, size: int, value: int) -> Store:
         addr, size = _address(addr, size)
         return tuple.__new__(cls, (addr, size, _value(value, size)))
+
+
+class _XchgFields(NamedTuple):
+    addr: int
+    size: int
+    value: int
+
+
+class Xchg(_Op, _XchgFields):
+    """XCHG with memory (locked by the CPU): write ``value`` at ``addr`` and send back what was
+    there, in one indivisible step (Linux takes the event selector with it)."""
+
+    __slots__ = ()
+
+    def __new__(cls, addr: int, size: int, value: int) -> Xchg:
+        addr, size = _address(addr, size)
+        return tuple.__new__(cls, (addr, size, _value(value, size)))
+
+
+class _CmpxchgFields(NamedTuple):
+    addr: int
+    size: int
+    expected: int
+    value: int
+
+
+class Cmpxchg(_Op, _CmpxchgFields):
+    """LOCK CMPXCHG: if the ``size`` bytes at ``addr`` hold ``expected``, write ``value``; in one
+    indivisible step. Sends back the old contents (equal to ``expected``: it was swapped)."""
+
+    __slots__ = ()
+
+    def __new__(cls, addr: int, size: int, expected: int, value: int) -> Cmpxchg:
+        addr, size = _address(addr, size)
+        return tuple.__new__(cls, (addr, size, _value(expected, size), _value(value, size)))
 
 
 class _StoreBlockFields(NamedTuple):
@@ -323,6 +388,25 @@ class Invlpg(_Op, _InvlpgFields):
         return tuple.__new__(cls, (_address(addr, 1)[0],))
 
 
+class Hlt(_Op, tuple):
+    """STI; HLT: wait for an interrupt; the vCPU sends back the vector that woke it.
+
+    The model's guests run with interrupts off except while halted, as a simple kernel's idle
+    loop does: an interrupt raised while the guest runs waits for its next HLT."""
+
+    __slots__ = ()
+    _fields = ()
+
+    def __new__(cls) -> Hlt:
+        return tuple.__new__(cls, ())
+
+    def _asdict(self) -> dict:
+        return {}
+
+    def __repr__(self) -> str:
+        return "Hlt()"
+
+
 class _HypercallFields(NamedTuple):
     nr: int
     args: tuple[int, ...]
@@ -354,4 +438,6 @@ def _register(value: Any, what: str) -> int:
     return value & REGISTER_MASK
 
 
-Operation = In | Out | Ins | Outs | Load | Store | StoreBlock | LoadBlock | Invlpg | Hypercall
+Operation = (
+    In | Out | Ins | Outs | Load | Store | StoreBlock | LoadBlock | Invlpg | Hlt | Hypercall
+)

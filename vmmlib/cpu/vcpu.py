@@ -9,7 +9,7 @@ knowing only its control block (``vmmlib.cpu.vmcs``) and the physical machine:
   point (the host RIP), then re-enters the guest;
 * a load or store walks the shadow table; a present entry reaches machine memory directly, a
   missing (or read-only, for a store) one makes a #PF exit; an access that crosses a page is
-  checked on both pages before any byte moves, as x86 does;
+  checked on both pages before any byte moves, as x86 does (``vmmlib.cpu.memory_access``);
 * INVLPG exits (Xen runs HVM guests on shadow tables, so it must see TLB flushes);
 * a hypercall is a VMCALL / VMMCALL exit (HVM), or a trap straight into the hypervisor (PV).
   A paravirtualized guest has no VMCS: its port I/O and page faults *trap* into Xen (#GP,
@@ -37,39 +37,45 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import ConfigError, GeneralProtection, GuestFault, GuestProgramError
+from ..errors import (
+    ConfigError,
+    DomainCrash,
+    GuestFault,
+    GuestProgramError,
+)
 from ..hw.machine import PhysicalMachine
-from ..hw.memory import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
+from ..hw.memory import PAGE_MASK, PAGE_SIZE
 from ..trace import Schema
 from .exits import (
-    EXIT_REASON_EXCEPTION_NMI,
+    EXIT_REASON_HLT,
     EXIT_REASON_INVLPG,
     EXIT_REASON_IO_INSTRUCTION,
     EXIT_REASON_VMCALL,
     HYPERCALL_ENTRY,
+    INTERRUPT_ENTRY,
     PV_GP_TRAP,
-    PV_PF_TRAP,
+    SVM_HLT_EXIT,
     SVM_INVLPG_EXIT,
     SVM_IO_EXIT,
-    SVM_PF_EXIT,
     SVM_VMMCALL_EXIT,
-    VMEXIT_EXCEPTION_PF,
+    VMEXIT_HLT,
     VMEXIT_INVLPG,
     VMEXIT_IOIO,
     VMEXIT_VMMCALL,
+    VMX_HLT_EXIT,
     VMX_INVLPG_EXIT,
     VMX_IO_EXIT,
-    VMX_PF_EXIT,
     VMX_STRING_IO_EXIT,
     VMX_VMCALL_EXIT,
     PortAccess,
-    pf_error_code,
     svm_ioio_exitinfo1,
     vmx_io_qualification,
 )
+from .memory_access import PV, SVM, VMX, GuestMemoryAccess
 from .ops import (
-    ADDRESS_LIMIT,
+    Cmpxchg,
     Guest,
+    Hlt,
     Hypercall,
     In,
     Ins,
@@ -80,15 +86,15 @@ from .ops import (
     Outs,
     Store,
     StoreBlock,
+    Xchg,
 )
-from .paging import PTE_FRAME_MASK, PTE_WRITABLE
-from .vmcs import EMULATED_PAGE, RETRY, ControlBlock, Probe
+from .vmcs import ControlBlock
 
 #: Nominal instruction lengths (bytes) for RIP bookkeeping: IN/OUT with DX, REP INS/OUTS,
-#: a MOV to or from memory, REP MOVSB, INVLPG (0F 01 /7), VMCALL (0F 01 C1).
+#: a MOV to or from memory, XCHG, LOCK CMPXCHG, REP MOVSB, INVLPG (0F 01 /7), VMCALL (0F 01 C1).
 INSN_LEN = {
-    In: 1, Out: 1, Ins: 2, Outs: 2, Load: 3, Store: 3, StoreBlock: 2, LoadBlock: 2,
-    Invlpg: 3, Hypercall: 3,
+    In: 1, Out: 1, Ins: 2, Outs: 2, Load: 3, Store: 3, Xchg: 3, Cmpxchg: 4, StoreBlock: 2,
+    LoadBlock: 2, Invlpg: 3, Hlt: 1, Hypercall: 3,
 }
 
 #: How many bytes of a REP INS/OUTS the hypervisor moves per exit: one page of the memory
@@ -102,9 +108,7 @@ RUN_CHUNK = 1024
 #: EXITINFO1 bit 9 (A64): the model's instructions use 64-bit addressing.
 SVM_A64 = 1 << 9
 
-VMX, SVM, PV = 0, 1, 2
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}>")
-GP_FAULT = Schema("cpu", "fault", ("vector", "name", "addr"), {"vector": 13, "name": "#GP"})
 
 
 def describe(thing: Any, limit: int = 300) -> str:
@@ -133,7 +137,7 @@ def describe_error(exc: BaseException) -> str:
     return describe(f"{name}: {message}" if message else name, 400).strip("'\"")
 
 
-class VirtualCpu:
+class VirtualCpu(GuestMemoryAccess):
     """One virtual CPU running the guest generator ``program`` under ``control``."""
 
     def __init__(
@@ -154,8 +158,9 @@ class VirtualCpu:
         # PV guest's trapped instruction (for a VM exit on IN/OUT the handler decodes the exit
         # qualification instead)
         self.instruction: Any = None
-        self.string_buffer: list[int] = []  # the memory operand of INS/OUTS
-        self.string_count = 0  # RCX for REP INS/OUTS
+        self.string_buffer: list[int] = []  # INS/OUTS elements the program itself keeps
+        self.string_count = 0  # RCX for REP INS/OUTS (this exit's part)
+        self.string_address: int | None = None  # RDI/RSI: the memory operand, if any
         self.done = False
         self.crashed: BaseException | None = None
         self.result: Any = None
@@ -212,6 +217,7 @@ class VirtualCpu:
         intercepts, host_rip, send = control.io_intercepts, control.host_rip, self.program.send
         mode, exit_ns, entry_ns = self._mode, self._exit_ns, self._entry_ns
         vmx_io, svm_io = VMX_IO_EXIT.id, SVM_IO_EXIT.id
+        alarms = clock.alarms
         op = self._pending
         ok = 0
         try:
@@ -253,6 +259,8 @@ class VirtualCpu:
                         if not is_in:
                             result = None
                     else:
+                        if alarms and alarms[0][0] <= clock.now:  # an alarm's time has come
+                            clock.fire_due()  # (an IN/OUT that has to wait runs them itself)
                         execute = _EXECUTE.get(cls)
                         if execute is None:
                             self._crash(GuestProgramError(
@@ -261,6 +269,9 @@ class VirtualCpu:
                         self.rip += INSN_LEN[cls]
                         self.instruction = op
                         result = execute(self, op)
+                except DomainCrash as crash:  # Xen stopped the whole domain: nothing to deliver
+                    self._crash(crash)
+                    return ok
                 except GuestFault as fault:  # delivered into the guest, as the CPU would
                     ok += 1
                     if not self._resume(fault, throw=True):
@@ -315,23 +326,29 @@ class VirtualCpu:
 
     # -- port I/O ----------------------------------------------------------------------------
     def _string_io(self, op: Ins | Outs) -> Any:
-        """(REP) INS/OUTS: the hypervisor emulates at most one page of elements per exit
-        (as Xen's emulator clips the repetitions to the memory operand's page and re-runs the
-        instruction for the rest), so a long REP takes several exits, never an unbounded one."""
+        """(REP) INS/OUTS. The hypervisor emulates at most one page of the memory operand per
+        exit (as Xen's emulator clips the repetitions to the page and re-runs the instruction
+        for the rest), so a long REP takes several exits, never an unbounded one."""
         is_in = op.__class__ is Ins
         if not self.control.io_intercepts.exit_lookup[op.size][op.port]:
-            return self._direct_io(op, is_in, True)
+            return self._direct_string_io(op, is_in)
         if self._mode == PV:
             return self._pv_trap_io(op, is_in)
         acc = PortAccess.unchecked(op.port, op.size, is_in, True, op.rep)
         control = self.control
-        per_exit = REP_BYTES_PER_EXIT // op.size
-        values = None if is_in else list(op.values)
+        values = None if is_in or op.addr is not None else list(op.values)
         done: list[int] = []
-        for first in range(0, op.count, per_exit):
-            self.string_count = min(per_exit, op.count - first)
-            if not is_in:
-                self.string_buffer = values[first : first + self.string_count]
+        first = 0
+        while first < op.count:
+            if op.addr is None:
+                n = min(REP_BYTES_PER_EXIT // op.size, op.count - first)
+            else:  # up to the end of the memory operand's page (at least one element)
+                at = op.addr + first * op.size
+                n = max(1, min((PAGE_SIZE - (at & PAGE_MASK)) // op.size, op.count - first))
+            self.string_count = n
+            self.string_address = None if op.addr is None else op.addr + first * op.size
+            if values is not None:
+                self.string_buffer = values[first : first + n]
             if self._mode == VMX:
                 control.exit_reason = EXIT_REASON_IO_INSTRUCTION
                 control.exit_qualification = q = vmx_io_qualification(acc)
@@ -345,7 +362,24 @@ class VirtualCpu:
             self._clock.now += self._entry_ns
             if is_in:
                 done += self.string_buffer
+            first += n
         return done if is_in else None
+
+    def _direct_string_io(self, op: Ins | Outs, is_in: bool) -> Any:
+        """A REP INS/OUTS on a port the domain owns: no exit; with a memory operand the CPU
+        moves the bytes through its own page tables, as a block move does."""
+        if op.addr is None:
+            return self._direct_io(op, is_in, True)
+        size = op.size
+        if is_in:
+            values = self._direct_io(Ins(op.port, size, op.count), True, True)
+            data = b"".join(v.to_bytes(size, "little") for v in values)
+            self._block(StoreBlock(op.addr, data))
+            return values
+        data = self._block(LoadBlock(op.addr, op.count * size))
+        values = [int.from_bytes(data[i : i + size], "little") for i in range(0, len(data), size)]
+        self._direct_io(Outs(op.port, size, values), False, True)
+        return None
 
     def _pv_trap_io(self, op: Any, is_in: bool) -> Any:
         """A PV guest may not execute IN/OUT on a port Xen has not granted it: #GP, which
@@ -353,13 +387,16 @@ class VirtualCpu:
         self.instruction = op
         if op.__class__ in (Ins, Outs):
             self.string_count = op.count
-            self.string_buffer = [] if is_in else list(op.values)
+            self.string_address = op.addr
+            self.string_buffer = [] if is_in or op.addr is not None else list(op.values)
         elif not is_in:
             self.rax = op.value
         t = self._clock.advance(self._exit_ns)
         self._record((t, PV_GP_TRAP.id, self.rip))
         result = self.control.trap_entry(self, 13, 0, 0)
         self._clock.now += self._entry_ns
+        if op.__class__ is Ins:
+            return self.string_buffer
         return result
 
     def _direct_io(self, op: Any, is_in: bool, string: bool) -> Any:
@@ -391,124 +428,6 @@ class VirtualCpu:
         t = self._clock.advance(self._exit_ns)
         self._record((t, *row))
 
-    # -- memory -------------------------------------------------------------------------------
-    def _memory(self, op: Load | Store) -> Any:
-        write = op.__class__ is Store
-        addr = op.addr
-        self.instruction = op  # a split access emulates each piece as its own instruction
-        if (addr & PAGE_MASK) + op.size > PAGE_SIZE:
-            return self._split_access(op, write)
-        shadow = self.control.shadow
-        while True:
-            spte = shadow.get(addr >> PAGE_SHIFT)
-            if spte is not None and (not write or spte & PTE_WRITABLE):  # no exit: plain RAM
-                maddr = (spte & PTE_FRAME_MASK) | (addr & PAGE_MASK)
-                t = self._clock.advance(self.machine.costs.ram_access_ns)
-                memory = self.machine.memory
-                if write:
-                    memory.write(maddr, op.size, op.value)
-                    self._record((t, self._store, addr, op.value))
-                    return None
-                value = memory.read(maddr, op.size)
-                self._record((t, self._load, addr, value))
-                return value
-            # no shadow entry, or a read-only one for a store: #PF exit (or trap, PV)
-            outcome = self._page_fault(addr, pf_error_code(spte is not None, write))
-            if outcome is not RETRY:
-                return outcome
-
-    def _page_fault(self, addr: int, error_code: int) -> Any:
-        """The #PF on a shadow entry goes to Xen: a VM exit (HVM) or a trap (PV)."""
-        control = self.control
-        if self._mode == PV:
-            t = self._clock.advance(self._exit_ns)
-            self._record((t, PV_PF_TRAP.id, addr, error_code))
-            outcome = control.trap_entry(self, 14, error_code, addr)
-        else:
-            if self._mode == VMX:  # the exit qualification is the faulting linear address
-                control.exit_reason = EXIT_REASON_EXCEPTION_NMI
-                control.exit_qualification = addr
-                control.intr_info = VMX_PF_EXIT.fixed["intr_info"]
-                control.intr_error_code = error_code
-                self._exit((VMX_PF_EXIT.id, addr, error_code))
-            else:  # EXITINFO1 = the error code, EXITINFO2 = the faulting address
-                control.exitcode = VMEXIT_EXCEPTION_PF
-                control.exitinfo1, control.exitinfo2 = error_code, addr
-                self._exit((SVM_PF_EXIT.id, error_code, addr))
-            outcome = control.host_rip(self)
-        self._clock.now += self._entry_ns
-        return outcome
-
-    def _probe(self, addr: int, write: bool) -> bool:
-        """Make sure the page of ``addr`` can be accessed before any byte of a multi-page
-        access moves: True for RAM the shadow now maps, False for an emulated page. A real
-        page fault is raised here, so nothing has been written when the guest gets it."""
-        shadow = self.control.shadow
-        instruction = self.instruction
-        try:
-            while True:
-                spte = shadow.get(addr >> PAGE_SHIFT)
-                if spte is not None and (not write or spte & PTE_WRITABLE):
-                    return True
-                self.instruction = Probe(addr, write)
-                outcome = self._page_fault(addr, pf_error_code(spte is not None, write))
-                if outcome is EMULATED_PAGE:
-                    return False
-        finally:
-            self.instruction = instruction
-
-    def _check_canonical(self, addr: int, length: int) -> None:
-        if addr + length > ADDRESS_LIMIT:  # the last bytes are not canonical: #GP(0)
-            t = self._clock.advance(self.machine.costs.inject_ns)
-            self._record((t, GP_FAULT.id, addr))
-            raise GeneralProtection(addr)
-
-    def _split_access(self, op: Load | Store, write: bool) -> Any:
-        """An access that crosses a page boundary: both pages are checked first (a fault on
-        either leaves memory untouched, as on x86), then each byte goes through its page."""
-        addr, size = op.addr, op.size
-        self._check_canonical(addr, size)
-        split = PAGE_SIZE - (addr & PAGE_MASK)
-        self._probe(addr, write)
-        self._probe(addr + split, write)
-        value = 0
-        for i in range(size):
-            if write:
-                self._memory(Store(addr + i, 1, (op.value >> (8 * i)) & 0xFF))
-            else:
-                value |= self._memory(Load(addr + i, 1)) << (8 * i)
-        return None if write else value
-
-    def _block(self, op: StoreBlock | LoadBlock) -> Any:
-        """REP MOVSB between a buffer and memory, a page at a time. Like the real instruction
-        it can fault part-way (the pages before the fault are done)."""
-        write = op.__class__ is StoreBlock
-        length = len(op.data) if write else op.length
-        self._check_canonical(op.addr, length)
-        out = bytearray()
-        addr, done = op.addr, 0
-        while done < length:
-            n = min(length - done, PAGE_SIZE - (addr & PAGE_MASK))
-            if self._probe(addr, write):  # RAM: one copy for the whole piece
-                spte = self.control.shadow[addr >> PAGE_SHIFT]
-                maddr = (spte & PTE_FRAME_MASK) | (addr & PAGE_MASK)
-                t = self._clock.advance(self.machine.costs.ram_access_ns * n)
-                if write:
-                    self.machine.memory.write_bytes(maddr, op.data[done : done + n])
-                    self._record((t, self._store_block, addr, n))
-                else:
-                    out += self.machine.memory.read_bytes(maddr, n)
-                    self._record((t, self._load_block, addr, n))
-            else:  # an emulated page: byte by byte through the MMIO path
-                for i in range(n):
-                    if write:
-                        self._memory(Store(addr + i, 1, op.data[done + i]))
-                    else:
-                        out.append(self._memory(Load(addr + i, 1)))
-            addr, done = addr + n, done + n
-        self.instruction = op
-        return None if write else bytes(out)
-
     def _invlpg(self, op: Invlpg) -> None:
         """INVLPG exits on a shadow-paging hypervisor, which drops its entry for the page."""
         control = self.control
@@ -525,6 +444,27 @@ class VirtualCpu:
             self._exit((SVM_INVLPG_EXIT.id, op.addr))
             control.host_rip(self)
         self._clock.now += self._entry_ns
+
+    # -- halting ------------------------------------------------------------------------------
+    def _hlt(self, op: Hlt) -> int:
+        """HLT exits (Xen blocks the vCPU until an interrupt is pending); at the VM entry that
+        ends it the interrupt is delivered, and the guest gets its vector."""
+        control = self.control
+        if self._mode == PV:  # a privileged instruction: #GP into Xen, which blocks the vCPU
+            t = self._clock.advance(self._exit_ns)
+            self._record((t, PV_GP_TRAP.id, self.rip))
+            vector = control.trap_entry(self, 13, 0, 0)
+        else:
+            if self._mode == VMX:
+                control.exit_reason, control.instruction_len = EXIT_REASON_HLT, 1
+                self._exit((VMX_HLT_EXIT.id,))
+            else:
+                control.exitcode = VMEXIT_HLT
+                self._exit((SVM_HLT_EXIT.id,))
+            vector = control.host_rip(self)
+        t = self._clock.advance(self._entry_ns)
+        self._record((t, INTERRUPT_ENTRY.id, vector))
+        return vector
 
     # -- hypercalls -----------------------------------------------------------------------------
     def _hypercall(self, op: Hypercall) -> Any:
@@ -548,8 +488,11 @@ _EXECUTE = {  # IN and OUT are executed inline by VirtualCpu._run
     Outs: VirtualCpu._string_io,
     Load: VirtualCpu._memory,
     Store: VirtualCpu._memory,
+    Xchg: VirtualCpu._atomic,
+    Cmpxchg: VirtualCpu._atomic,
     StoreBlock: VirtualCpu._block,
     LoadBlock: VirtualCpu._block,
     Invlpg: VirtualCpu._invlpg,
+    Hlt: VirtualCpu._hlt,
     Hypercall: VirtualCpu._hypercall,
 }

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..cpu.ops import Guest, In, Ins, Out, Outs
+from ..cpu.ops import Guest, Hlt, In, Ins, Out, Outs
 from ..devices.ata import (
     CMD_FLUSH_CACHE,
     CMD_IDENTIFY,
@@ -50,8 +50,10 @@ from ..devices.ata import (
     ST_ERR,
 )
 from ..errors import ConfigError
+from .pic import IRQ_VECTOR_BASE, pic_eoi
 
 IDE_BASE, IDE_CTRL, IDE_IRQ = PRIMARY
+IDE_VECTOR = IRQ_VECTOR_BASE + IDE_IRQ  # xv6: T_IRQ0 + IRQ_IDE
 READ_STYLES = ("insl", "insw", "inl", "inw")
 WRITE_STYLES = ("outsl", "outsw", "outl", "outw")
 Wait = Callable[[int], Guest]
@@ -67,6 +69,17 @@ def ide_wait(base: int = IDE_BASE, checkerr: bool = False) -> Guest:
     if checkerr and status & (ST_DF | ST_ERR):
         return -1
     return 0
+
+
+def ide_wait_irq(base: int = IDE_BASE) -> Guest:
+    """The interrupt-driven wait (xv6's sleep in ``iderw`` until ``ideintr``): halt until
+    the disk's IRQ 14 arrives, then read the status register, which acknowledges it."""
+    while True:
+        vector = yield Hlt()
+        if vector == IDE_VECTOR:
+            break
+    yield from pic_eoi(IDE_IRQ)
+    return (yield In(base + REG_STATUS, 1))
 
 
 def ide_poll(base: int = IDE_BASE) -> Guest:
@@ -121,14 +134,18 @@ def ide_command(
     yield Out(base + REG_STATUS, 1, command)
 
 
-def read_sector_data(style: str = "insl", base: int = IDE_BASE) -> Guest:
-    """Move one sector from the data port in ``style``; returns its 512 bytes."""
+def read_sector_data(
+    style: str = "insl", base: int = IDE_BASE, buffer: int | None = None
+) -> Guest:
+    """Move one sector from the data port in ``style``; returns its 512 bytes. With
+    ``buffer`` (a guest address) a REP INS stores the sector in guest memory there, as a real
+    kernel's does into its buffer cache (then Xen sends it to qemu-dm as one ioreq)."""
     if style not in READ_STYLES:
         raise ConfigError(f"read style {style!r} is not one of {READ_STYLES}")
     size = 4 if style in ("insl", "inl") else 2
     n = SECTOR_SIZE // size
     if style.startswith("ins"):
-        values = yield Ins(base + REG_DATA, size, n)
+        values = yield Ins(base + REG_DATA, size, n, addr=buffer)
     else:
         values = []
         for _ in range(n):
@@ -158,17 +175,20 @@ def ide_read(
     wait: Wait = ide_poll,
     base: int = IDE_BASE,
     ctrl: int = IDE_CTRL,
+    buffer: int | None = None,
 ) -> Guest:
     """Read ``count`` sectors at ``lba``; returns their bytes, or None if the disk reported an
-    error (ERR or DF, e.g. IDNF for an address beyond the disk)."""
+    error (ERR or DF, e.g. IDNF for an address beyond the disk). With ``buffer`` (a guest
+    address), a REP style stores sector i at ``buffer + 512 * i``."""
     command = CMD_READ_SECTORS_EXT if uses_lba48(lba, count) else CMD_READ_SECTORS
     yield from ide_command(lba, count, command, drive, base, ctrl)
     data = bytearray()
-    for _ in range(count):
+    for i in range(count):
         status = yield from wait(base)
         if status & (ST_DF | ST_ERR):
             return None
-        data += yield from read_sector_data(style, base)
+        at = None if buffer is None else buffer + i * SECTOR_SIZE
+        data += yield from read_sector_data(style, base, at)
     return bytes(data)
 
 

@@ -13,7 +13,7 @@ from ..devices.uart16550 import COM1_BASE, UART_PORTS, Uart16550
 from ..devices.vga_text import TEXT_BASE, VGA_WINDOW_BASE, VGA_WINDOW_SIZE, VgaTextBuffer
 from ..errors import PageFault
 from ..guest.pv_console import pv_console_write
-from ..guest.uart import serial_hello
+from ..guest.uart import XV6_POLLS, serial_hello
 from ..guest.vga import vga_puts
 from ..hw.memory import MIB
 from ..xen.machine import Machine
@@ -26,21 +26,30 @@ GUEST_BASE = 256 * MIB  # the thread's example: guest RAM 0-256 MiB lives at 256
 def hvm_machine(vendor: str = "vmx", paced: bool = False) -> Machine:
     """A 512 MiB machine with one HVM domain ("hvm") whose COM1 and VGA text are emulated.
 
-    ``paced=False`` makes the emulated UART send at once, as QEMU's does; ``paced=True``
-    makes it take its real frame time on the wire.
+    COM1 behaves like QEMU's emulated 16550: its IRQ line follows the chip's INTR whatever
+    MCR.OUT2 says (``out2_gates_irq=False``), which is why xv6, which leaves MCR = 0, gets
+    its receive interrupts. ``paced=False`` makes it send at once, as QEMU's does;
+    ``paced=True`` makes it take its real frame time on the wire.
     """
     machine = Machine(512 * MIB)
     dom = machine.add_domain("hvm", GUEST_RAM, base=GUEST_BASE, vendor=vendor)
-    dom.emulate_ports(COM1_BASE, UART_PORTS, Uart16550(machine.clock, paced=paced), "COM1")
+    com1 = Uart16550(machine.clock, paced=paced, out2_gates_irq=False)
+    dom.emulate_ports(COM1_BASE, UART_PORTS, com1, "COM1")
     vga = VgaTextBuffer(base=VGA_WINDOW_BASE)
     dom.emulate_mmio(VGA_WINDOW_BASE, VGA_WINDOW_SIZE, vga, "VGA")
     return machine
 
 
-def hello_serial(text: str = "Hello\n", vendor: str = "vmx", paced: bool = False) -> Vcpu:
-    """An HVM guest initialises COM1 like xv6 and prints ``text`` on it: trapped port I/O."""
+def hello_serial(
+    text: str = "Hello\n",
+    vendor: str = "vmx",
+    paced: bool = False,
+    max_polls: int | None = XV6_POLLS,
+) -> Vcpu:
+    """An HVM guest initialises COM1 as xv6 does (9600 baud) and prints ``text`` on it with
+    xv6's ``uartputc`` (at most ``max_polls`` LSR polls a character): trapped port I/O."""
     dom = hvm_machine(vendor, paced).domains[0]
-    return Vcpu(dom, serial_hello(text))
+    return Vcpu(dom, serial_hello(text, max_polls=max_polls))
 
 
 def hello_vga(text: str = "Hello", vendor: str = "vmx") -> Vcpu:

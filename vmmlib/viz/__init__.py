@@ -1,11 +1,15 @@
-"""The teaching layer: plots of address spaces and exits, and a stepping widget.
+"""The teaching layer: plots of address spaces and exits, a stepping widget, and text.
 
 ``from vmmlib.viz import plot_port_space, Stepper`` works, but nothing heavy is imported
 until a name is used: matplotlib is loaded with the picture modules (``vmmlib.viz.portspace``,
-``vmmlib.viz.memorymap``, ``vmmlib.viz.exitplots``, ``vmmlib.viz.screen`` and their shared
-``vmmlib.viz.figure``),
-ipywidgets with ``vmmlib.viz.stepper``, and ``import vmmlib`` never loads either.
-``vmmlib.viz.palette`` (the colours) is plain Python.
+``vmmlib.viz.memorymap``, ``vmmlib.viz.exitplots``, ``vmmlib.viz.serial``,
+``vmmlib.viz.screen``, ``vmmlib.viz.swimlane``, chapter 02's ``vmmlib.viz.state_diagram`` and
+``vmmlib.viz.transfers``, and their shared ``vmmlib.viz.figure``), ipywidgets with
+``vmmlib.viz.stepper`` (and the chapters' state panels, ``vmmlib.viz.intercepts``), and
+``import vmmlib`` never loads either. Plain Python: ``vmmlib.viz.palette`` (the colours),
+``vmmlib.viz.text`` (trace logs, wire text, bit fields), ``vmmlib.viz.panels`` (the
+sections a state panel is made of), chapter 02's ``vmmlib.viz.device_model`` (recorded runs
+stepped hop by hop, the ioreq-slot panel) and ``vmmlib.viz.readback`` (read-back tables).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ _LAZY = {
     "memorymap": ("plot_memory_map", "memory_map_data"),
     "exitplots": ("plot_exits_over_time", "plot_exit_counts", "exit_histogram", "exit_counts"),
     "screen": ("plot_screen", "screen_data"),
+    "serial": ("plot_polls_per_character", "uart_polls"),
     "stepper": (
         "Stepper",
         "render_registers",
@@ -25,6 +30,21 @@ _LAZY = {
         "render_trace_tail",
         "render_last_exit",
         "html_to_text",
+    ),
+    "swimlane": ("plot_swimlanes", "swimlane_data", "LANES"),
+    "state_diagram": ("plot_ide_states", "ide_state_data"),
+    "transfers": ("plot_transfer_styles", "plot_backends", "plot_buffered_ring"),
+    "device_model": ("record", "Recording", "RecordedSteps", "ioreq_panel"),
+    "readback": ("readback_table", "ReadbackTable"),
+    "intercepts": ("serial_panel", "mmio_panel"),
+    "panels": ("Panel", "key_value", "register_table", "text_block", "vcpu_section"),
+    "text": (
+        "trace_log",
+        "wire_text",
+        "bit_fields",
+        "VMX_IO_QUALIFICATION",
+        "SVM_IOIO_EXITINFO1",
+        "PF_ERROR_CODE",
     ),
     "palette": ("ROLES", "OKABE_ITO", "device_colour", "exit_colour", "event_colour"),
 }

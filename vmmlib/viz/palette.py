@@ -43,8 +43,9 @@ ROLES: dict[str, str] = {
     "intercepted": _C["vermillion"],  # bit = 1: the access exits to the hypervisor
     "direct": _C["bluish_green"],  # bit = 0: the guest reaches the port itself
     "emulated": _C["sky_blue"],  # a device the hypervisor emulates for the domain
-    "passthrough": _C["bluish_green"],  # a real device the domain owns
+    "passthrough": _C["bluish_green"],  # a real device the domain owns: reached directly
     "machine": GREY,  # a real device the domain may not touch
+    "pc_device": _C["blue"],  # a device of the PC's port map (a label, not a model)
     # highlighting
     "highlight": "#FBF6C2",  # a pale tint of Okabe-Ito yellow: the newest trace lines
     "zoom": _C["black"],
@@ -75,6 +76,19 @@ EVENT_COLOURS: dict[str, str] = {
     "inject": _C["black"],
     "halt": GREY,
     "crash": _C["black"],
+    # chapter 02-03: requests to dom0 and back
+    "ioreq": _C["reddish_purple"],
+    "ioreq-done": _C["reddish_purple"],
+    "bufioreq": _C["yellow"],
+    "evtchn": _C["orange"],
+    "upcall": _C["bluish_green"],
+    "take": _C["sky_blue"],
+    "access": _C["blue"],  # a disk backend's read or write
+    "set-irq": _C["vermillion"],
+    "irq": _C["vermillion"],
+    "block": GREY,
+    "entry": _C["bluish_green"],
+    "trap": _C["orange"],
 }
 
 #: Devices the course names, so COM1 looks the same in every chapter.
@@ -86,6 +100,10 @@ DEVICE_COLOURS: dict[str, str] = {
     "IDE primary": _C["reddish_purple"],
     "POST / I/O delay": _C["bluish_green"],
 }
+
+#: One colour per run or guest a picture compares side by side (two drivers, two guests
+#: sharing a wire), in this order; none is vermillion ("intercepted").
+GUEST_COLOURS: tuple[str, ...] = (_C["orange"], _C["blue"], _C["reddish_purple"], _C["sky_blue"])
 
 #: Colours handed out to devices the table above does not name (never vermillion, which
 #: means "intercepted", nor yellow, which is too pale for a thin span on white).
@@ -121,6 +139,7 @@ __all__ = [
     "EVENT_COLOURS",
     "EXIT_COLOURS",
     "GREY",
+    "GUEST_COLOURS",
     "LIGHT_GREY",
     "OKABE_ITO",
     "ROLES",

@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..hw.pcmap import Span
 from ..xen.domain import Domain
 from .figure import LABEL_FONT, _axes_width_pt, _figure, _hex, _mark_zoom, _runs, _stagger
-from .palette import ROLES, device_colour
+from .palette import ROLES
 
 PORTS = 0x10000
 _LABEL_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"}
@@ -123,12 +123,17 @@ def port_space_data(
     return PortSpaceData(vendor, flags, spans, title)
 
 
+#: What a span's colour says (one colour per meaning; the labels name the devices).
+_OWNER_ROLE = {
+    "emulated": "emulated",
+    "passthrough": "passthrough",
+    "machine": "machine",
+    "device": "pc_device",
+}
+
+
 def _span_colour(span: PortSpan) -> str:
-    if span.owner == "passthrough":
-        return ROLES["passthrough"]
-    if span.owner == "machine":
-        return ROLES["machine"]
-    return device_colour(span.name)
+    return ROLES[_OWNER_ROLE[span.owner]]
 
 
 def _draw_port_axes(
@@ -313,14 +318,22 @@ def plot_port_space(
     y0, y1 = ax_full.get_ylim()
     _mark_zoom(ax_full, lo, hi, y0, y1)
 
+    owners = {s.owner for s in data.spans}
+    direct = "direct: no exit" + (" (a device passed through)" if "passthrough" in owners else "")
     handles = [
         Patch(color=ROLES["intercepted"], label="intercepted: the access exits"),
-        Patch(color=ROLES["direct"], label="direct: no exit"),
+        Patch(color=ROLES["direct"], label=direct),
     ]
-    if any(s.owner == "machine" for s in data.spans):
-        handles.append(Patch(color=ROLES["machine"], label="machine device, not assigned"))
+    for owner, label in (
+        ("emulated", "device emulated by the hypervisor"),
+        ("machine", "machine device, not assigned"),
+        ("device", "PC device (the PC's port map)"),
+    ):
+        if owner in owners:
+            handles.append(Patch(color=_span_colour(PortSpan(0, 0, "", owner)), label=label))
     fig.legend(
-        handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8.5, frameon=False
+        handles=handles, loc="outside lower center", ncol=min(len(handles), 3), fontsize=8.5,
+        frameon=False,
     )
     n_exit = int(data.intercepted.sum())
     fig.suptitle(

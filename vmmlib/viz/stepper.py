@@ -15,9 +15,9 @@ A ``vmmlib.Vcpu`` fits as it is::
         dom.emulate_ports(0x3F8, 8, Uart16550(machine.clock), "COM1")
         return Vcpu(dom, serial_hello())
 
-    Stepper(hello)
+    Stepper(hello, render=my_panel, title="...")
 
-(``vmmlib.scenarios.hello_serial`` is exactly such a factory: ``Stepper(hello_serial)``.)
+(``vmmlib.scenarios.intercepts.hello_serial`` is exactly such a factory.)
 
 Every call of the factory must build the same world (vmmlib is deterministic; keep your own
 randomness seeded and share no state between calls). Step index *k* means "``step()`` has
@@ -27,14 +27,24 @@ of steps and how long the trace is after each (at most ``max_steps`` calls, else
 ``ConfigError``). Then it keeps one live object: **step** and **last** call ``step()`` on it,
 **back** and **first** build a fresh one and replay it to *k - 1* (no snapshots needed). A
 replay whose trace length differs from the first run is reported as a non-deterministic
-scenario.
+scenario. It opens at ``start``: by default the **last** step, so that the whole run is in
+view (and a notebook stored with its outputs shows the finished run, not an empty log);
+**first** and **step** then replay it.
 
-Widgets: buttons first / back / step / last, a ``Play`` linked to the ``IntSlider`` (with
-``jslink`` in the browser, and on the Python side too so it also works headless), a status
-line, the event log (the trace up to the current step, the events of the last step
-highlighted) and a state panel drawn by ``render(obj)``, which may return an HTML string, a
-matplotlib Figure (shown as a PNG) or any widget. Tests drive it with ``button.click()`` and
-read ``index``, ``log_text()`` and ``state_text()``.
+**The state panel** is drawn by ``render(obj)``. Return a ``vmmlib.viz.panels.Panel`` (built
+from ``register_table``, ``key_value`` and ``text_block``) and the Stepper highlights every
+value the last step changed; an HTML string, a matplotlib Figure (shown as a PNG) or any
+widget are shown as they are. The default, ``render_state``, shows each vCPU and every device
+with ``registers()``; chapters give their scenarios panels of their own
+(``vmmlib.viz.intercepts``).
+
+**Layout**, made for a 1366x768 laptop: a title and status line, one row of buttons first /
+back / step / last, a ``Play`` linked to the step slider (``jslink`` in the browser, and on
+the Python side too so it also works headless), then the event log beside the state panel.
+The log shows the trace up to the current step in compact lines (``vmmlib.viz.text``) that
+never wrap (a record too long for its box scrolls sideways); the last step's events are
+highlighted. Tests drive it with ``button.click()`` and read ``index``, ``log_text()`` and
+``state_text()``.
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ from __future__ import annotations
 import html
 import io
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
@@ -50,11 +60,12 @@ import ipywidgets as widgets
 from ..errors import ConfigError, VmmError
 from ..trace import Trace
 from .palette import ROLES
+from .panels import FONT, Panel, render_registers, render_state
+from .text import log_line, log_widths
 
 MAX_STEPS = 10_000
 _TAG = re.compile(r"<[^>]+>")
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-_PRE = "font-family:monospace;font-size:11.5px;line-height:1.4;margin:0;white-space:pre-wrap"
+_LOG = f"{FONT};margin:0;white-space:pre"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,55 +79,16 @@ def html_to_text(markup: str) -> str:
     return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
 
 
-def _fmt_value(value: Any) -> tuple[str, str]:
-    """(hex column, bits column) for one register value."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        return html.escape(str(value)), ""
-    if 0 <= value <= 0xFF:
-        bits = f"{value:08b}"
-        return f"0x{value:02X}", f"{bits[:4]} {bits[4:]}"
-    return f"{value:#x}", ""
-
-
-def render_registers(
-    registers: Mapping[str, Any],
-    title: str | None = None,
-    head: tuple[str, str] = ("register", "value"),
-) -> str:
-    """An HTML table of registers: name, value in hex, and the bits of byte-wide values.
-
-    Made for ``Uart16550.registers()`` but takes any mapping of name -> value; values that
-    are not integers are shown as text.
-    """
-    if not isinstance(registers, Mapping):
-        raise ConfigError(f"render_registers takes a mapping of name -> value, not {registers!r}")
-    cell = "padding:1px 8px;text-align:left;border-bottom:1px solid #eee"
-    rows = []
-    any_bits = False
-    for name, value in registers.items():
-        hex_text, bits = _fmt_value(value)
-        any_bits = any_bits or bool(bits)
-        rows.append((html.escape(str(name)), hex_text, bits))
-    head = [*head] + (["bits 7…0"] if any_bits else [])
-    out = ['<table style="border-collapse:collapse;font-family:monospace;font-size:12px">']
-    if title:
-        out.append(
-            f'<caption style="text-align:left;font-weight:bold;padding-bottom:2px">'
-            f"{html.escape(title)}</caption>"
-        )
-    out.append("<tr>" + "".join(f'<th style="{cell}">{h}</th>' for h in head) + "</tr>")
-    for name, hex_text, bits in rows:
-        cols = [name, hex_text] + ([bits] if any_bits else [])
-        out.append("<tr>" + "".join(f'<td style="{cell}">{c}</td>' for c in cols) + "</tr>")
-    out.append("</table>")
-    return "".join(out)
-
-
 def render_trace_tail(
-    trace: Trace, stop: int | None = None, n: int = 12, new_from: int | None = None
+    trace: Trace,
+    stop: int | None = None,
+    n: int = 12,
+    new_from: int | None = None,
+    widths: tuple[int, int, int] | None = None,
 ) -> str:
-    """HTML of the trace's events up to ``stop``: the last ``n``, with ``new_from`` … on
-    highlighted (all new events are shown, however many)."""
+    """HTML of the trace's events up to ``stop`` as log lines: the last ``n``, with
+    ``new_from`` … highlighted (all new events are shown, however many). ``widths``: the
+    columns of ``vmmlib.viz.text.log_widths`` (default: those of the lines shown)."""
     if not isinstance(trace, Trace):
         raise ConfigError(f"render_trace_tail needs a Trace, not {type(trace).__name__}")
     stop = len(trace) if stop is None else stop
@@ -124,65 +96,19 @@ def render_trace_tail(
         raise ConfigError(f"stop {stop} is outside the trace (0-{len(trace)})")
     new_from = stop if new_from is None else max(0, min(new_from, stop))
     start = max(0, min(stop - n, new_from))
-    lines = trace.lines(start, stop)
-    out = [f'<div style="{_PRE}">']
+    events = [trace[i] for i in range(start, stop)]
+    widths = widths or log_widths(events)
+    out = [f'<div style="{_LOG}">']
     if start:
         out.append(f'<div style="color:#777">… {start:,} earlier event(s)</div>')
-    if not lines:
-        out.append('<div style="color:#777">(no events yet)</div>')
+    if not events:
+        out.append('<div style="color:#777">(nothing has run yet: press step)</div>')
     highlight = f"background:{ROLES['highlight']};font-weight:bold"
-    for i, line in enumerate(lines, start):
+    for i, event in enumerate(events, start):
         style = f' style="{highlight}"' if i >= new_from else ""
-        out.append(f"<div{style}>{html.escape(line)}</div>")
+        out.append(f"<div{style}>{html.escape(log_line(event, widths))}</div>")
     out.append("</div>")
     return "".join(out)
-
-
-def _vcpus_of(obj: Any) -> list[Any]:
-    if hasattr(obj, "rip") and hasattr(obj, "domain"):
-        return [obj]
-    found = getattr(obj, "vcpus", None) or ([obj.vcpu] if hasattr(obj, "vcpu") else [])
-    return list(found)
-
-
-def render_state(obj: Any, first: tuple[str, ...] = ()) -> str:
-    """The default state panel: each vCPU's registers and every device that has
-    ``registers()`` (on the domains' emulated buses and the machine's port bus), after the
-    HTML tables in ``first``."""
-    tables = list(first)
-    seen: set[int] = set()
-    for vcpu in _vcpus_of(obj):
-        state = "crashed" if vcpu.crashed else "done" if vcpu.done else "running"
-        tables.append(
-            render_registers(
-                {
-                    "RIP": f"{vcpu.rip:#x}",
-                    "RAX": f"{vcpu.rax:#x}",
-                    "steps": str(vcpu.steps),
-                    "state": state,
-                },
-                title=f"vCPU {vcpu.name}",
-            )
-        )
-        dom = vcpu.domain
-        for bus in (dom.ports, dom.mmio, dom.machine.ports):
-            for region in bus.regions:
-                dev = region.device
-                if id(dev) in seen or not callable(getattr(dev, "registers", None)):
-                    continue
-                seen.add(id(dev))
-                table = render_registers(dev.registers(), title=f"{region.name} registers")
-                wire = getattr(dev, "output", None)
-                if isinstance(wire, bytes):  # a serial port: what reached the wire so far
-                    table += (
-                        f'<div style="font-family:monospace;font-size:12px">'
-                        f"wire: {html.escape(repr(wire))}</div>"
-                    )
-                tables.append(table)
-    if not tables:
-        return f"<pre>{html.escape(_ADDRESS.sub('', repr(obj)))}</pre>"
-    cells = "".join(f'<div style="margin-right:18px">{t}</div>' for t in tables)
-    return f'<div style="display:flex;flex-wrap:wrap;align-items:flex-start">{cells}</div>'
 
 
 def _figure_text(fig: Any) -> str:
@@ -218,9 +144,10 @@ class Stepper:
         render: Callable[[Any], Any] | None = None,
         *,
         max_steps: int = MAX_STEPS,
-        log_lines: int = 12,
+        log_lines: int = 14,
         play_interval_ms: int = 400,
         title: str | None = None,
+        start: int | str = "last",
     ) -> None:
         if not callable(scenario):
             raise ConfigError(
@@ -229,19 +156,26 @@ class Stepper:
             )
         if not isinstance(max_steps, int) or max_steps < 1:
             raise ConfigError(f"max_steps must be a positive integer, not {max_steps!r}")
+        if not (start in ("first", "last") or (isinstance(start, int) and start >= 0)):
+            raise ConfigError(f"start is 'first', 'last' or a step number, not {start!r}")
         self._factory = scenario
         self._render = render or render_state
         self.max_steps = max_steps
         self.log_lines = log_lines
         self.title = title
-        self.marks = self._discover()  # marks[k]: trace length after k steps
+        self.marks, self._widths = self._discover()  # marks[k]: trace length after k steps
         self.total = len(self.marks) - 1
         self.current, self._trace = self._fresh()
         self.index = 0
         self._live_ok = True  # False if a step of the live object failed half-way
+        self._panel: Panel | None = None  # the panel on show, to compare the next one with
         self._state_plain = ""
         self._build(play_interval_ms)
-        self._show()
+        target = {"first": 0, "last": self.total}.get(start, start)  # type: ignore[arg-type]
+        if target:
+            self.goto(target)
+        else:
+            self._show(None)
 
     # -- the scenario ------------------------------------------------------------------------
     def _fresh(self) -> tuple[Any, Trace]:
@@ -252,14 +186,14 @@ class Stepper:
             )
         return obj, _trace_of(obj)
 
-    def _discover(self) -> list[int]:
+    def _discover(self) -> tuple[list[int], tuple[int, int, int]]:
         obj, trace = self._fresh()
         marks = [len(trace)]
         while True:
             more = obj.step()
             marks.append(len(trace))
             if not more:
-                return marks
+                return marks, log_widths(trace)  # log columns that fit the whole run
             if len(marks) > self.max_steps:
                 raise ConfigError(
                     f"the scenario did not finish within {self.max_steps:,} steps; pass a "
@@ -273,25 +207,37 @@ class Stepper:
                 f"{len(trace)} events, the first run had {self.marks[k]}"
             )
 
+    def _panel_of(self, obj: Any) -> Panel | None:
+        out = self._render(obj)
+        return out if isinstance(out, Panel) else None
+
     # -- moving ------------------------------------------------------------------------------
     def goto(self, k: int) -> None:
-        """Show step ``k`` (clamped to 0 … total): forwards by stepping, backwards by replay."""
+        """Show step ``k`` (clamped to 0 … total): forwards by stepping, backwards by replay.
+
+        The state panel at step ``k - 1`` is drawn too, so that what the last step changed
+        can be highlighted, whichever way the widget got there."""
         k = max(0, min(int(k), self.total))
+        if k == self.index and self._live_ok:
+            return
         if k < self.index or not self._live_ok:
             obj, trace = self._fresh()
             at = 0
             self._check(trace, 0)
         else:
             obj, trace, at = self.current, self._trace, self.index
+        before = self._panel if obj is self.current and at == k - 1 else None
         if obj is self.current:
             self._live_ok = False  # until the live object has safely reached step k
         while at < k:
+            if at == k - 1 and before is None:
+                before = self._panel_of(obj)  # the state just before the last step
             obj.step()
             at += 1
             self._check(trace, at)
         self.current, self._trace, self.index = obj, trace, k
         self._live_ok = True
-        self._show()
+        self._show(before)
 
     def step(self) -> None:
         """One step forward (on the live scenario)."""
@@ -313,7 +259,7 @@ class Stepper:
     def _build(self, play_interval_ms: int) -> None:
         def button(label: str, icon: str, tip: str, action: Callable[[], None]) -> Any:
             b = widgets.Button(
-                description=label, icon=icon, tooltip=tip, layout=widgets.Layout(width="88px")
+                description=label, icon=icon, tooltip=tip, layout=widgets.Layout(width="auto")
             )
             b.on_click(lambda _b: self._guarded(action))
             return b
@@ -328,19 +274,31 @@ class Stepper:
             value=0, min=0, max=self.total, step=1, interval=play_interval_ms, description="play"
         )
         self.slider = widgets.IntSlider(
-            value=0, min=0, max=self.total, description="step", continuous_update=False
+            value=0,
+            min=0,
+            max=self.total,
+            description="step",
+            continuous_update=False,
+            layout=widgets.Layout(width="260px"),
+            style={"description_width": "34px"},
         )
         self._link = widgets.jslink((self.play, "value"), (self.slider, "value"))
         self.slider.observe(self._on_value, names="value")
         self.play.observe(self._on_value, names="value")
-        self.status = widgets.HTML()
-        self.log = widgets.HTML(layout=widgets.Layout(flex="3 1 560px", overflow="auto"))
+        self.status = widgets.HTML(layout=widgets.Layout(margin="0 0 0 4px"))
+        self.log = widgets.HTML(
+            layout=widgets.Layout(flex="0 1 auto", max_width="100%", overflow="auto")
+        )
+        self.log.add_class("vmm-stepper-log")
         self._state_html = widgets.HTML()
         self._state_image = widgets.Image(format="png")
         self.state = widgets.Box(
-            [self._state_html], layout=widgets.Layout(flex="2 1 300px", overflow="auto")
+            [self._state_html],
+            layout=widgets.Layout(flex="1 1 300px", min_width="280px", overflow="auto"),
         )
-        header = [widgets.HTML(f"<b>{html.escape(self.title)}</b>")] if self.title else []
+        self.state.add_class("vmm-stepper-state")
+        title = f"<b>{html.escape(self.title)}</b>" if self.title else ""
+        self._title = widgets.HTML(title)
         controls = widgets.HBox(
             [
                 self.first_button,
@@ -352,11 +310,14 @@ class Stepper:
             ],
             layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
         )
+        controls.add_class("vmm-stepper-controls")
         panels = widgets.HBox(
             [self.log, self.state],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
+            layout=widgets.Layout(
+                flex_flow="row wrap", align_items="flex-start", grid_gap="0 18px"
+            ),
         )
-        self.widget = widgets.VBox([*header, controls, self.status, panels])
+        self.widget = widgets.VBox([self._title, controls, self.status, panels])
         self.widget.add_class("vmm-stepper")  # a stable hook for browser tests and styling
 
     def _on_value(self, change: dict) -> None:
@@ -373,7 +334,7 @@ class Stepper:
             self.status.value = f'<b style="color:{colour}">error: {html.escape(str(exc))}</b>'
             raise
 
-    def _show(self) -> None:
+    def _show(self, before: Panel | None) -> None:
         k = self.index
         # keep both value widgets on the current step (jslink does it only in a browser)
         self.slider.value = k
@@ -385,16 +346,27 @@ class Stepper:
         fresh = stop - new_from
         clock = getattr(getattr(self.current, "machine", None), "clock", None)
         when = f" · virtual time {clock.now:,} ns" if clock is not None else ""
-        end = " · finished" if k == self.total else ""
+        if k == self.total:
+            end = " · finished (first, then step, replays it)" if k else " · finished"
+        else:
+            end = ""
         self.status.value = (
             f"step {k} of {self.total} · {fresh} new event{'s' if fresh != 1 else ''}{when}{end}"
         )
-        self.log.value = render_trace_tail(self._trace, stop, self.log_lines, new_from)
-        self._show_state()
+        self.log.value = render_trace_tail(
+            self._trace, stop, self.log_lines, new_from, self._widths
+        )
+        self._show_state(before)
 
-    def _show_state(self) -> None:
+    def _show_state(self, before: Panel | None) -> None:
         out = self._render(self.current)
-        if isinstance(out, str):
+        self._panel = out if isinstance(out, Panel) else None
+        self._before = before
+        if isinstance(out, Panel):
+            self._state_html.value = out.html(before)
+            self.state.children = [self._state_html]
+            self._state_plain = out.text()
+        elif isinstance(out, str):
             self._state_html.value = out
             self.state.children = [self._state_html]
             self._state_plain = html_to_text(out)
@@ -412,7 +384,7 @@ class Stepper:
             )
         else:
             raise ConfigError(
-                "render must return an HTML string, a matplotlib Figure or a widget, "
+                "render must return a Panel, an HTML string, a matplotlib Figure or a widget, "
                 f"not {type(out).__name__}"
             )
 
@@ -425,37 +397,41 @@ class Stepper:
         """The state panel as plain text (for a figure: its titles, labels and texts)."""
         return self._state_plain
 
+    def changed(self) -> list[tuple[str, str]]:
+        """The (section, name) pairs of the state panel the last step changed (highlighted)."""
+        return [] if self._panel is None else self._panel.changed(self._before)
+
     def __repr__(self) -> str:
         return f"Stepper(step {self.index} of {self.total})"
 
+    def instructions(self) -> str:
+        """What a notebook shows where the widget cannot be drawn (no kernel, a text view)."""
+        what = f": {self.title}" if self.title else ""
+        return (
+            f"Run this cell to step through the scenario{what} ({self.total} steps). "
+            "The stepping widget needs a running kernel."
+        )
+
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
         bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
+        bundle["text/plain"] = self.instructions()
         return bundle
+
+
+def render_last_exit(obj: Any) -> Panel:
+    """Chapter 01's serial panel (``vmmlib.viz.intercepts.serial_panel``), kept under its
+    first name."""
+    from .intercepts import serial_panel
+
+    return serial_panel(obj)
 
 
 __all__ = [
     "MAX_STEPS",
     "Stepper",
     "html_to_text",
+    "render_last_exit",
     "render_registers",
     "render_state",
     "render_trace_tail",
 ]
-
-
-def render_last_exit(obj: Any) -> str:
-    """The state panel for chapter 01: the most recent VM exit in its Intel, AMD and KVM
-    encodings, above the default state (vCPU and device registers)."""
-    from ..cpu.exits import exit_forms
-
-    events = list(_trace_of(obj))
-    last = max((i for i, e in enumerate(events) if e.kind == "exit"), default=None)
-    if last is None:
-        forms = {"": "no exit yet"}
-    else:
-        after = events[last + 1] if last + 1 < len(events) else None
-        emulated = after.fields if after is not None and after.kind == "emulate" else None
-        forms = exit_forms(events[last].fields, emulated)
-    table = render_registers(forms, "the last exit, three ways", head=("interface", "exit record"))
-    return render_state(obj, first=(table,))

@@ -18,9 +18,12 @@ from ..cpu.vmcs import VENDORS
 from ..errors import BadAddressError, BadSizeError, ConfigError
 from ..hw.bus import Device, MemoryBus, PortBus
 from ..hw.memory import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
+from .evtchn import EventChannels
 from .shadow import ShadowTable
+from .vpic import VirtualPic
 
 if TYPE_CHECKING:
+    from .ioreq_server import IoreqServer
     from .machine import Machine
 
 KINDS = ("hvm", "pv")
@@ -71,6 +74,13 @@ class Domain:
         )
         self.shadow_table = ShadowTable()
         self._page_table: PageTable | None = None
+        # what chapter 02 and 03 add: event channels (shared_info in the top page of RAM),
+        # Xen's virtual PIC (HVM), the device model's ioreq server
+        self.evtchn = EventChannels(self)
+        self.vpic: VirtualPic | None = VirtualPic(self) if kind == "hvm" else None
+        self.ioreq_server: IoreqServer | None = None
+        #: HVM_PARAM_CALLBACK_IRQ's vector (None: no callback; see vmmlib.xen.upcall)
+        self.callback_vector: int | None = None
         if kind == "pv":
             self._direct_map()
         # what the exit handlers reach on every exit, looked up once
@@ -79,6 +89,8 @@ class Domain:
         self.pio_ns = machine.costs.decode_ns + machine.costs.emulate_ns
 
     def __repr__(self) -> str:
+        if not hasattr(self, "ram_size"):  # (refused while being built)
+            return "Domain(...)"
         return f"Domain({self.name!r}, {self.kind}, {self.vendor}, {self.ram_size >> 20} MiB)"
 
     @property
@@ -113,8 +125,10 @@ class Domain:
         them (direct paging): the CPU's table holds every valid RAM mapping from the start,
         so a PV guest never faults on memory it has mapped. Paging off: all of its RAM."""
         if self._page_table is None:
-            for gfn in range(self.ram_size >> PAGE_SHIFT):
-                self._direct_map_page(gfn)
+            self.shadow_table.fill_all(self.p2m)
+            for region in self.mmio.regions:  # pages holding MMIO are not RAM
+                for vpn in range(region.base >> PAGE_SHIFT, (region.end >> PAGE_SHIFT) + 1):
+                    self.shadow_table.drop(vpn)
         else:
             for vpn in list(self._page_table.entries):
                 self._direct_map_page(vpn)
@@ -144,6 +158,10 @@ class Domain:
         (a page holding any part of an MMIO range is not RAM: all of it is emulated)."""
         self._check_device(device, name)
         self.mmio.claim(base, length, device, name)
+        self.forget_shadows_of_mmio(base, length)
+
+    def forget_shadows_of_mmio(self, base: int, length: int) -> None:
+        """Drop the shadow entries of pages that an MMIO range now covers."""
         self.shadow_table.drop_frames(lambda gfn: not self._page_has_mmio(gfn << PAGE_SHIFT))
 
     def _check_device(self, device: Device, name: str) -> None:
@@ -183,7 +201,32 @@ class Domain:
 
     def _page_has_mmio(self, gpa: int) -> bool:
         first = gpa & ~PAGE_MASK
-        return self.mmio.overlaps(first, first + PAGE_MASK)
+        if self.mmio.overlaps(first, first + PAGE_MASK):
+            return True
+        server = self.ioreq_server
+        return server is not None and any(
+            a <= first + PAGE_MASK and first <= b for a, b, _, _ in server.mmio_ranges
+        )
+
+    def read_bytes(self, gpa: int, length: int) -> bytes:
+        """``length`` bytes of guest RAM at guest-physical ``gpa``, page by page via the p2m."""
+        out = bytearray()
+        while length:
+            n = min(length, PAGE_SIZE - (gpa & PAGE_MASK))
+            out += self.machine.memory.read_bytes(self.gpa_to_maddr(gpa), n)
+            gpa, length = gpa + n, length - n
+        return bytes(out)
+
+    def write_bytes(self, gpa: int, data: bytes) -> None:
+        """Store ``data`` in guest RAM at guest-physical ``gpa`` (every page translated first)."""
+        pieces, at, left = [], gpa, len(data)
+        while left:
+            n = min(left, PAGE_SIZE - (at & PAGE_MASK))
+            pieces.append((self.gpa_to_maddr(at), n))
+            at, left = at + n, left - n
+        for maddr, n in pieces:
+            self.machine.memory.write_bytes(maddr, data[:n])
+            data = data[n:]
 
     def copy_from_guest(self, vaddr: int, length: int) -> bytes | None:
         """Read ``length`` bytes at guest-virtual ``vaddr`` as Xen's copy_from_guest does:

@@ -7,6 +7,9 @@ copy_from_guest / copy_to_guest, through the guest's page table and the p2m. Xen
 -EINVAL / -E2BIG for an argument out of range, -EPERM when the policy refuses, -ENOSYS for an
 unknown hypercall or command (numbers as in xen/include/public/errno.h, Linux's x86 values).
 
+Implemented: console_io (18, below), sched_op (29) and hvm_op (34) in ``vmmlib.xen.upcall``,
+event_channel_op (32) in ``vmmlib.xen.evtchn_op``; any other number answers -ENOSYS.
+
 ``HYPERVISOR_console_io`` (number 18) takes (cmd, count, buffer): ``CONSOLEIO_write`` (0) prints
 ``count`` bytes of the guest's buffer on Xen's console. Xen's default (XSM dummy) policy lets
 only the control domain use it, or any domain on a debug build (CONFIG_VERBOSE_DEBUG), or one
@@ -23,6 +26,9 @@ from typing import TYPE_CHECKING
 
 from ..cpu.ops import REGISTER_MASK
 from ..trace import Schema
+from .errno import E2BIG, EFAULT, EINVAL, ENOSYS, EPERM  # noqa: F401 - EINVAL re-exported
+from .evtchn_op import HYPERVISOR_event_channel_op, event_channel_op
+from .upcall import HYPERVISOR_hvm_op, HYPERVISOR_sched_op, hvm_op, sched_op
 
 if TYPE_CHECKING:
     from .vcpu import Vcpu
@@ -30,9 +36,13 @@ if TYPE_CHECKING:
 HYPERVISOR_console_io = 18
 CONSOLEIO_write = 0
 CONSOLEIO_read = 1
-EPERM, EFAULT, EINVAL, E2BIG, ENOSYS = 1, 14, 22, 7, 38
 INT_MAX = (1 << 31) - 1
-HYPERCALL_NAMES = {HYPERVISOR_console_io: "console_io"}
+HYPERCALL_NAMES = {
+    HYPERVISOR_console_io: "console_io",
+    HYPERVISOR_sched_op: "sched_op",
+    HYPERVISOR_event_channel_op: "event_channel_op",
+    HYPERVISOR_hvm_op: "hvm_op",
+}
 
 HYPERCALL = Schema("xen", "hypercall", ("nr", "name", "result"))
 CONSOLE = Schema("xen", "hypercall", ("nr", "name", "cmd", "count", "result"),
@@ -86,6 +96,11 @@ def _console_write(vcpu: Vcpu, count: int, buffer: int) -> int:
     return 0
 
 
-_HYPERCALLS = {HYPERVISOR_console_io: _console_io}
+_HYPERCALLS = {
+    HYPERVISOR_console_io: _console_io,
+    HYPERVISOR_sched_op: sched_op,
+    HYPERVISOR_event_channel_op: event_channel_op,
+    HYPERVISOR_hvm_op: hvm_op,
+}
 
 __all__ = ["CONSOLEIO_read", "CONSOLEIO_write", "HYPERVISOR_console_io", "dispatch"]

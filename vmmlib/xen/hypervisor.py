@@ -25,21 +25,24 @@ from typing import TYPE_CHECKING, Any
 
 from ..cpu.exits import (
     EXIT_REASON_EXCEPTION_NMI,
+    EXIT_REASON_HLT,
     EXIT_REASON_INVLPG,
     EXIT_REASON_IO_INSTRUCTION,
     EXIT_REASON_VMCALL,
     VMEXIT_EXCEPTION_PF,
+    VMEXIT_HLT,
     VMEXIT_INVLPG,
     VMEXIT_IOIO,
     VMEXIT_VMMCALL,
 )
-from ..cpu.ops import In, Ins, Invlpg, Out, Outs
+from ..cpu.ops import Hlt, In, Ins, Invlpg, Out, Outs
 from ..cpu.vmcs import EMULATED_PAGE, RETRY, Probe
-from ..errors import ConfigError, PageFault
+from ..errors import ConfigError, Halted, PageFault
 from ..hw.memory import PAGE_SHIFT
 from ..trace import Schema
 from . import hypercalls
 from .shadow import FaultKind, classify_fault
+from .upcall import UPCALL, block, vector_pending
 
 if TYPE_CHECKING:
     from .vcpu import Vcpu
@@ -52,6 +55,7 @@ EMULATE_MMIO_WRITE = Schema("xen", "emulate", _MMIO, {"dir": "write"})
 INJECT_PF = Schema("xen", "inject", ("vector", "addr", "error_code"), {"vector": 14})
 SHADOW_FILL = Schema("xen", "shadow-fill", ("addr", "gpa"))
 SHADOW_DROP = Schema("xen", "invlpg", ("addr", "dropped"))
+INTERRUPT = Schema("xen", "inject", ("vector", "irq"))
 PROBE_MMIO = Schema("xen", "probe", ("addr", "gpa", "page"), {"page": "emulated"})
 _EMULATE_IN, _EMULATE_OUT = EMULATE_IN.id, EMULATE_OUT.id
 
@@ -72,6 +76,8 @@ def vmx_vmexit_handler(vcpu: Vcpu) -> Any:
         return hypercalls.dispatch(vcpu)
     if reason == EXIT_REASON_INVLPG:  # qualification = the linear address
         return handle_invlpg(vcpu, c.exit_qualification)
+    if reason == EXIT_REASON_HLT:
+        return handle_hlt(vcpu)
     raise ConfigError(f"no handler for VMX exit reason {reason}")
 
 
@@ -90,6 +96,8 @@ def svm_vmexit_handler(vcpu: Vcpu) -> Any:
         return hypercalls.dispatch(vcpu)
     if code == VMEXIT_INVLPG:  # EXITINFO1 = the linear address (decode assists)
         return handle_invlpg(vcpu, c.exitinfo1)
+    if code == VMEXIT_HLT:
+        return handle_hlt(vcpu)
     raise ConfigError(f"no handler for SVM exit code {code:#x}")
 
 
@@ -116,7 +124,36 @@ def pv_trap(vcpu: Vcpu, vector: int, error_code: int, address: int) -> Any:
         return _string_pio(vcpu, op.port, op.size, op.__class__ is Ins)
     if op.__class__ is Invlpg:
         return handle_invlpg(vcpu, op.addr)
+    if op.__class__ is Hlt:
+        return handle_hlt(vcpu)
     raise ConfigError(f"no PV trap handler for vector {vector} and {op!r}")
+
+
+# -- halting and interrupts --------------------------------------------------------------------
+def handle_hlt(vcpu: Vcpu) -> int:
+    """HLT: block the vCPU until its virtual PIC has an interrupt to deliver, or an event is
+    pending and the guest asked for a callback vector (``vmmlib.xen.upcall``); time moves on
+    from alarm to alarm meanwhile. Then the vector is injected, which the VM entry delivers.
+    A vCPU that nothing can ever wake is ended (``Halted``)."""
+    dom = vcpu.domain
+    machine = vcpu.machine
+    pic = dom.vpic
+    if pic is None:
+        raise Halted("HLT with interrupts that can never arrive: the domain has no PIC")
+
+    def ready() -> bool:
+        return pic.pending() or vector_pending(dom)
+
+    block(vcpu, ready, "HLT")
+    if pic.pending():
+        irq, vector = pic.acknowledge()
+        t = machine.clock.advance(machine.costs.inject_ns)
+        machine.trace.record((t, INTERRUPT.id, vector, irq))
+        return vector
+    vector = dom.callback_vector
+    t = machine.clock.advance(machine.costs.inject_ns)
+    machine.trace.record((t, UPCALL.id, vcpu.name, f"vector {vector:#x}"))
+    return vector
 
 
 # -- port I/O ----------------------------------------------------------------------------------
@@ -128,9 +165,9 @@ def handle_pio(vcpu: Vcpu, port: int, size: int, is_in: int) -> int:
     OUT data comes from RAX, IN data goes to RAX (and is returned)."""
     dom = vcpu.domain
     clock = dom.clock
-    clock.now += dom.pio_ns  # decode the exit, emulate one access
     bus = dom.ports
     region = bus.by_port.get(port)
+    clock.now += dom.pio_ns  # decode the exit, emulate one access
     if region is not None and port + size - 1 <= region.end:  # one device answers it all
         device, name = region.device, region.name
         if is_in:
@@ -138,6 +175,15 @@ def handle_pio(vcpu: Vcpu, port: int, size: int, is_in: int) -> int:
         else:
             value = vcpu.rax
             device.write(port - region.base, size, value)
+    elif region is None and dom.ioreq_server is not None and (
+            name := dom.ioreq_server.serves_port(port)):  # qemu-dm's: an ioreq to dom0
+        clock.now -= vcpu.machine.costs.emulate_ns  # Xen only decodes: qemu-dm emulates
+        if is_in:
+            value = vcpu.rax = dom.ioreq_server.pio(vcpu, port, size, True) & _MASK[size]
+        else:
+            value = vcpu.rax
+            dom.ioreq_server.pio(vcpu, port, size, False, value)
+        return value  # the ioreq rows tell what happened
     else:  # unclaimed, or straddling two devices: the bus decodes it byte lane by lane
         name = region.name if region is not None else "(none)"
         if is_in:
@@ -151,17 +197,46 @@ def handle_pio(vcpu: Vcpu, port: int, size: int, is_in: int) -> int:
 
 
 def _string_pio(vcpu: Vcpu, port: int, size: int, is_in: bool) -> list[int]:
-    """Emulate (REP) INS/OUTS: ``vcpu.string_count`` elements through ``vcpu.string_buffer``."""
+    """Emulate (REP) INS/OUTS: ``vcpu.string_count`` elements, from or to the memory operand at
+    ``vcpu.string_address`` (guest-virtual; within one page) or, without one, the elements the
+    program keeps (``vcpu.string_buffer``). For qemu-dm's ports it is one ioreq with ``count``
+    and, with a memory operand, ``data_is_ptr`` and the buffer's guest-physical address."""
     machine = vcpu.machine
     costs = machine.costs
-    bus = vcpu.domain.ports
-    count = vcpu.string_count
+    dom = vcpu.domain
+    count, vaddr = vcpu.string_count, vcpu.string_address
+    gpa = None
+    if vaddr is not None:  # the emulator translates the memory operand (it may fault)
+        gpa = _guest_buffer(vcpu, vaddr, count * size, is_in)
+    region = dom.ports.find(port)
+    server = dom.ioreq_server
+    if region is None and server is not None and server.serves_port(port):
+        machine.clock.now += costs.decode_ns
+        if gpa is not None:
+            server.pio(vcpu, port, size, is_in, count=count, gpa=gpa)
+            if is_in:
+                data = dom.read_bytes(gpa, count * size)
+                vcpu.string_buffer = _elements(data, size)
+            return vcpu.string_buffer
+        values = []  # no buffer in guest memory to point at: one ioreq per element
+        for i in range(count):
+            if is_in:
+                values.append(server.pio(vcpu, port, size, True))
+            else:
+                server.pio(vcpu, port, size, False, vcpu.string_buffer[i])
+        if is_in:
+            vcpu.string_buffer = values
+        return vcpu.string_buffer
+    bus = dom.ports
     machine.clock.now += costs.decode_ns + costs.emulate_ns * count
-    region = bus.find(port)
     device = region.name if region is not None else "(none)"
     if is_in:
         value = vcpu.string_buffer = [bus.read(port, size) for _ in range(count)]
+        if gpa is not None:
+            dom.write_bytes(gpa, b"".join(v.to_bytes(size, "little") for v in value))
     else:
+        if gpa is not None:
+            vcpu.string_buffer = _elements(dom.read_bytes(gpa, count * size), size)
         value = vcpu.string_buffer
         for v in value:
             bus.write(port, size, v)
@@ -169,6 +244,25 @@ def _string_pio(vcpu: Vcpu, port: int, size: int, is_in: bool) -> list[int]:
         (machine.clock.now, _EMULATE_IN if is_in else _EMULATE_OUT, device, port, value)
     )
     return value
+
+
+def _elements(data: bytes, size: int) -> list[int]:
+    return [int.from_bytes(data[i : i + size], "little") for i in range(0, len(data), size)]
+
+
+def _guest_buffer(vcpu: Vcpu, vaddr: int, length: int, write: bool) -> int:
+    """The guest-physical address of a string instruction's memory operand (one page), or a
+    #PF injected into the guest, as the emulator's linear access would give."""
+    dom = vcpu.domain
+    table = dom.page_table
+    gpa = vaddr if table is None else table.translate(vaddr, write)
+    last = None if gpa is None else (gpa + length - 1)
+    if gpa is None or not dom.is_ram(gpa) or not dom.is_ram(last) or (gpa ^ last) >> PAGE_SHIFT:
+        code = table.error_code(vaddr, write) if table is not None else 0
+        machine = vcpu.machine
+        machine.trace.record((machine.clock.now, INJECT_PF.id, vaddr, code))
+        raise PageFault(vaddr, code)
+    return gpa
 
 
 # -- shadow page faults ------------------------------------------------------------------------
@@ -206,6 +300,14 @@ def handle_page_fault(vcpu: Vcpu, vaddr: int, error_code: int) -> Any:
         return EMULATED_PAGE
     t = machine.clock.advance(machine.costs.emulate_ns)
     region = dom.mmio.find(gpa)
+    server = dom.ioreq_server
+    if region is None and server is not None and (served := server.serves_mmio(gpa)):
+        name, buffered = served
+        if write:  # a single write into the VGA window needs no answer: the buffered ring
+            if not (buffered and server.send_buffered(1, gpa, op.size, op.value)):
+                server.mmio(vcpu, gpa, op.size, True, op.value)
+            return None
+        return server.mmio(vcpu, gpa, op.size, False) & ((1 << (8 * op.size)) - 1)
     device = region.name if region else "(none)"
     if write:
         dom.mmio.write(gpa, op.size, op.value)

@@ -1,9 +1,10 @@
 """A physical PC running Xen: the hardware of ``vmmlib.hw`` plus the domains on it.
 
 ``Machine`` is what every scenario builds first. It adds to the physical machine what belongs
-to the hypervisor: the list of domains (each with its RAM placed somewhere in machine memory)
-and Xen's own console, on which ``HYPERVISOR_console_io`` prints. The console keeps the last
-16 KiB written, like Xen's console ring (xen/drivers/char/console.c, ``_CONRING_SIZE``).
+to the hypervisor: the list of domains (each with its RAM placed somewhere in machine memory),
+Xen's own console, on which ``HYPERVISOR_console_io`` prints, the grant tables (``GrantTables``)
+and xenstore. The console keeps the last 16 KiB written, like Xen's console ring
+(xen/drivers/char/console.c, ``_CONRING_SIZE``).
 ``xen_debug=True`` stands for a debug build of Xen (CONFIG_VERBOSE_DEBUG), whose default policy
 lets any domain write to that console; a release build lets only the control domain.
 """
@@ -15,6 +16,8 @@ from ..errors import ConfigError
 from ..hw.machine import PhysicalMachine
 from ..hw.memory import MIB
 from .domain import Domain
+from .grant_ops import GrantTables
+from .xenstore import XenStore
 
 #: Xen's console ring: the last this many bytes printed are kept.
 CONRING_SIZE = 16384
@@ -32,6 +35,8 @@ class Machine(PhysicalMachine):
         self.xen_debug = xen_debug
         self.console = bytearray()  # what the hypervisor printed on its own console
         self.domains: list[Domain] = []
+        self.grant_tables = GrantTables(self)  # Xen's side of every domain's grant table
+        self.xenstore = XenStore()
 
     def console_write(self, data: bytes) -> None:
         """Print on Xen's console (the ring keeps the last CONRING_SIZE bytes)."""

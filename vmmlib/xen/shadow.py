@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+import numpy as np
+
 from ..cpu.paging import PTE_PRESENT, PTE_WRITABLE, PageTable
 from ..hw.bus import MemoryBus
 from ..hw.memory import PAGE_SHIFT
@@ -68,6 +70,14 @@ class ShadowTable:
         vpn = vaddr >> PAGE_SHIFT
         self.entries[vpn] = mfn << PAGE_SHIFT | PTE_PRESENT | (PTE_WRITABLE if writable else 0)
         self.gfns[vpn] = gpa >> PAGE_SHIFT
+
+    def fill_all(self, p2m: np.ndarray) -> None:
+        """Map virtual page n to guest frame n for every frame of ``p2m``, writable (a PV
+        guest's direct map with paging off), in one go."""
+        n = len(p2m)
+        sptes = (p2m.astype(np.int64) << PAGE_SHIFT | (PTE_PRESENT | PTE_WRITABLE)).tolist()
+        self.entries.update(zip(range(n), sptes, strict=True))
+        self.gfns.update(zip(range(n), range(n), strict=True))
 
     def drop(self, vpn: int) -> bool:
         """Drop the entry of virtual page ``vpn`` (INVLPG, or the guest changed its PTE)."""
