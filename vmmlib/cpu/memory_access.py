@@ -31,7 +31,8 @@ from .exits import (
     VMX_PF_EXIT,
     pf_error_code,
 )
-from .ops import ADDRESS_LIMIT, Cmpxchg, Load, LoadBlock, Store, StoreBlock, Xchg
+from .operands import ADDRESS_LIMIT
+from .ops import Cmpxchg, Load, LoadBlock, Store, StoreBlock, Xchg
 from .paging import PTE_FRAME_MASK, PTE_WRITABLE
 from .vmcs import EMULATED_PAGE, RETRY, Probe
 

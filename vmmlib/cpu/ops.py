@@ -14,121 +14,38 @@ INS/OUTS with a REP prefix, MOV to/from memory, the atomic XCHG and LOCK CMPXCHG
 (REP MOVSB between a buffer and memory), HLT, INVLPG, and a hypercall (VMCALL, or the PV trap)
 whose arguments are register values.
 
-**Plain values only.** An operation is immutable (a tuple) and holds built-in values: every
-field is normalised when the operation is built — an ``int`` subclass or a numpy integer
-becomes the ``int`` it stands for, read once; bools, floats and anything else are refused
-with a clear ``ConfigError``, as is a value the instruction cannot carry (a port above 0xFFFF,
-an access of 3 bytes, a value wider than its size, a REP count above the model's limit).
-Buffers are read with a bound, never exhausted blindly, so an endless iterator is refused
-rather than hanging the simulator. Nothing the guest does to its own objects after the
-operation is built can change what the vCPU executes.
+Every field is normalised and checked when the operation is built (``vmmlib.cpu.operands``):
+an operation is an immutable tuple of plain built-in values.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Generator, Iterable
-from itertools import islice
 from typing import Any, NamedTuple
 
-from ..errors import BadPortError, BadSizeError, ConfigError
+from ..errors import ConfigError
+from .operands import (
+    ADDRESS_LIMIT,
+    MAX_BLOCK,
+    MAX_HYPERCALL_ARGS,
+    MAX_REP_COUNT,
+    MEMORY_SIZES,
+    PORT_SIZES,
+    REGISTER_MASK,
+    address_operand,
+    bounded,
+    buffer_operand,
+    flag_operand,
+    plain_bytes,
+    plain_int,
+    port_operand,
+    register_operand,
+    rep_count,
+    value_operand,
+)
 
 #: A guest program: a generator that yields operations and receives their results.
 Guest = Generator[Any, Any, Any]
-
-PORT_SIZES = (1, 2, 4)
-MEMORY_SIZES = (1, 2, 4, 8)
-#: The simulator's limit on one REP INS/OUTS (a real RCX can be up to 2**64 - 1; a model
-#: that tried would run out of memory rather than fault, so we refuse it up front).
-MAX_REP_COUNT = 1 << 16
-#: The longest block move (a REP MOVSB the model performs in one operation).
-MAX_BLOCK = 1 << 20
-#: Virtual addresses a guest may use: the lower canonical half of x86-64 (48-bit linear
-#: addresses). An access that runs past the end faults with #GP, as on the real CPU.
-ADDRESS_LIMIT = 1 << 47
-#: Hypercall arguments travel in 64-bit registers (RDI, RSI, RDX, R10, R8 on x86-64).
-MAX_HYPERCALL_ARGS = 5
-REGISTER_MASK = (1 << 64) - 1
-
-
-# -- normalising what a guest hands over ------------------------------------------------------
-def plain_int(value: Any, what: str, error: type[ConfigError] = ConfigError) -> int:
-    """``value`` as a built-in ``int``, read once; ``error`` for bools, floats, other types."""
-    cls = value.__class__
-    if cls is int:
-        return value
-    if cls is bool:
-        raise error(f"{what} must be an integer, not the bool {value}")
-    if isinstance(value, int):  # an int subclass: its real value, whatever it overrides
-        return int.__int__(value)
-    if isinstance(value, float):
-        raise error(f"{what} must be an integer, not the float {value!r}")
-    try:
-        result = operator.index(value)  # numpy integers and other exact integer types
-    except TypeError:
-        raise error(f"{what} must be an integer, not {type(value).__name__}") from None
-    if result.__class__ is not int:
-        result = int.__int__(result)
-    return result
-
-
-def _port(port: Any, size: Any) -> tuple[int, int]:
-    port = plain_int(port, "a port", BadPortError)
-    size = plain_int(size, "an access size", BadSizeError)
-    if not 0 <= port <= 0xFFFF:
-        raise BadPortError(f"port {port:#x} is outside the 16-bit I/O space 0x0000-0xFFFF")
-    if size not in PORT_SIZES:
-        raise BadSizeError(f"port I/O moves 1, 2 or 4 bytes, not {size}")
-    return port, size
-
-
-def _value(value: Any, size: int) -> int:
-    value = plain_int(value, "a value")
-    if not 0 <= value < 1 << (8 * size):
-        raise ConfigError(f"value {value:#x} does not fit in {size} byte(s)")
-    return value
-
-
-def _address(addr: Any, size: Any) -> tuple[int, int]:
-    addr = plain_int(addr, "an address")
-    size = plain_int(size, "an access size", BadSizeError)
-    if not 0 <= addr < ADDRESS_LIMIT:
-        raise ConfigError(
-            f"address {addr:#x} is not in the canonical range 0-{ADDRESS_LIMIT - 1:#x}"
-        )
-    if size not in MEMORY_SIZES:
-        raise BadSizeError(f"a load or store moves 1, 2, 4 or 8 bytes, not {size}")
-    return addr, size
-
-
-def _flag(value: Any, what: str) -> bool:
-    if value.__class__ is not bool:
-        raise ConfigError(f"{what} is True or False, not {value!r}")
-    return value
-
-
-def _bounded(items: Iterable[Any], limit: int, what: str) -> list[Any]:
-    """At most ``limit`` items of ``items``; ConfigError if there are more (never reads past)."""
-    if isinstance(items, (str, dict, set, frozenset)):
-        raise ConfigError(f"{what} is a sequence of integers, not a {type(items).__name__}")
-    try:
-        taken = list(islice(items, limit + 1))
-    except TypeError:
-        raise ConfigError(f"{what} is a sequence of integers, not {type(items).__name__}") from None
-    if len(taken) > limit:
-        raise ConfigError(f"{what} holds more than {limit:,} elements")
-    return taken
-
-
-def plain_bytes(data: Any, limit: int, what: str) -> bytes:
-    """``data`` as ``bytes`` of at most ``limit`` bytes (bytes-like, or a sequence of bytes)."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        data = bytes(memoryview(data).cast("B")) if isinstance(data, memoryview) else bytes(data)
-        if len(data) > limit:
-            raise ConfigError(f"{what} holds more than {limit:,} bytes")
-        return data
-    values = [_value(v, 1) for v in _bounded(data, limit, what)]
-    return bytes(values)
 
 
 # -- the operations -------------------------------------------------------------------------
@@ -167,7 +84,7 @@ class In(_Op, _InFields):
     __slots__ = ()
 
     def __new__(cls, port: int, size: int = 1) -> In:
-        return tuple.__new__(cls, _port(port, size))
+        return tuple.__new__(cls, port_operand(port, size))
 
 
 class _OutFields(NamedTuple):
@@ -185,26 +102,8 @@ class Out(_Op, _OutFields):
         if port.__class__ is int and size.__class__ is int and value.__class__ is int:
             if 0 <= port <= 0xFFFF and size in PORT_SIZES and 0 <= value < 1 << 8 * size:
                 return tuple.__new__(cls, (port, size, value))  # the common case, checked
-        port, size = _port(port, size)
-        return tuple.__new__(cls, (port, size, _value(value, size)))
-
-
-def _rep_count(count: Any) -> int:
-    count = plain_int(count, "a REP count")
-    if not 1 <= count <= MAX_REP_COUNT:
-        raise ConfigError(f"a REP string I/O moves 1 to {MAX_REP_COUNT:,} elements, not {count}")
-    return count
-
-
-def _buffer(addr: Any, count: int, size: int) -> int | None:
-    if addr is None:
-        return None
-    addr, _ = _address(addr, 1)
-    if addr + count * size > ADDRESS_LIMIT:
-        raise ConfigError(
-            f"a buffer of {count * size} bytes at {addr:#x} runs past the canonical half"
-        )
-    return addr
+        port, size = port_operand(port, size)
+        return tuple.__new__(cls, (port, size, value_operand(value, size)))
 
 
 class _InsFields(NamedTuple):
@@ -227,11 +126,11 @@ class Ins(_Op, _InsFields):
 
     def __new__(cls, port: int, size: int, count: int, rep: bool = True,
                 addr: int | None = None) -> Ins:
-        port, size = _port(port, size)
-        count, rep = _rep_count(count), _flag(rep, "rep")
+        port, size = port_operand(port, size)
+        count, rep = rep_count(count), flag_operand(rep, "rep")
         if count > 1 and not rep:
             raise ConfigError(f"INS without REP moves one element, not {count}")
-        return tuple.__new__(cls, (port, size, count, rep, _buffer(addr, count, size)))
+        return tuple.__new__(cls, (port, size, count, rep, buffer_operand(addr, count, size)))
 
 
 class _OutsFields(NamedTuple):
@@ -254,24 +153,26 @@ class Outs(_Op, _OutsFields):
 
     def __new__(cls, port: int, size: int, values: Iterable[int] | None = None,
                 rep: bool = True, addr: int | None = None, count: int | None = None) -> Outs:
-        port, size = _port(port, size)
-        rep = _flag(rep, "rep")
+        port, size = port_operand(port, size)
+        rep = flag_operand(rep, "rep")
         if (values is None) == (addr is None):
             raise ConfigError("OUTS takes either values or a memory operand (addr and count)")
         if values is None:
             items: tuple[int, ...] = ()
-            count = _rep_count(count)
+            count = rep_count(count)
         elif isinstance(values, (bytes, bytearray, memoryview)) and size == 1:
             items = tuple(plain_bytes(values, MAX_REP_COUNT, "OUTS data"))
             count = len(items)
         else:
-            items = tuple(_value(v, size) for v in _bounded(values, MAX_REP_COUNT, "OUTS data"))
+            values = bounded(values, MAX_REP_COUNT, "OUTS data")
+            items = tuple(value_operand(v, size) for v in values)
             count = len(items)
         if not count:
             raise ConfigError("a REP string I/O moves at least one element")
         if count > 1 and not rep:
             raise ConfigError("OUTS without REP writes one value")
-        return tuple.__new__(cls, (port, size, items, rep, _buffer(addr, count, size), count))
+        addr = buffer_operand(addr, count, size)
+        return tuple.__new__(cls, (port, size, items, rep, addr, count))
 
 
 class _LoadFields(NamedTuple):
@@ -285,7 +186,7 @@ class Load(_Op, _LoadFields):
     __slots__ = ()
 
     def __new__(cls, addr: int, size: int = 4) -> Load:
-        return tuple.__new__(cls, _address(addr, size))
+        return tuple.__new__(cls, address_operand(addr, size))
 
 
 class _StoreFields(NamedTuple):
@@ -300,8 +201,8 @@ class Store(_Op, _StoreFields):
     __slots__ = ()
 
     def __new__(cls, addr: int, size: int, value: int) -> Store:
-        addr, size = _address(addr, size)
-        return tuple.__new__(cls, (addr, size, _value(value, size)))
+        addr, size = address_operand(addr, size)
+        return tuple.__new__(cls, (addr, size, value_operand(value, size)))
 
 
 class _XchgFields(NamedTuple):
@@ -317,8 +218,8 @@ class Xchg(_Op, _XchgFields):
     __slots__ = ()
 
     def __new__(cls, addr: int, size: int, value: int) -> Xchg:
-        addr, size = _address(addr, size)
-        return tuple.__new__(cls, (addr, size, _value(value, size)))
+        addr, size = address_operand(addr, size)
+        return tuple.__new__(cls, (addr, size, value_operand(value, size)))
 
 
 class _CmpxchgFields(NamedTuple):
@@ -335,8 +236,9 @@ class Cmpxchg(_Op, _CmpxchgFields):
     __slots__ = ()
 
     def __new__(cls, addr: int, size: int, expected: int, value: int) -> Cmpxchg:
-        addr, size = _address(addr, size)
-        return tuple.__new__(cls, (addr, size, _value(expected, size), _value(value, size)))
+        addr, size = address_operand(addr, size)
+        expected, value = value_operand(expected, size), value_operand(value, size)
+        return tuple.__new__(cls, (addr, size, expected, value))
 
 
 class _StoreBlockFields(NamedTuple):
@@ -350,7 +252,7 @@ class StoreBlock(_Op, _StoreBlockFields):
     __slots__ = ()
 
     def __new__(cls, addr: int, data: bytes) -> StoreBlock:
-        addr, _ = _address(addr, 1)
+        addr, _ = address_operand(addr, 1)
         data = plain_bytes(data, MAX_BLOCK, "a block of data")
         if not data:
             raise ConfigError("a block move writes at least one byte")
@@ -368,7 +270,7 @@ class LoadBlock(_Op, _LoadBlockFields):
     __slots__ = ()
 
     def __new__(cls, addr: int, length: int) -> LoadBlock:
-        addr, _ = _address(addr, 1)
+        addr, _ = address_operand(addr, 1)
         length = plain_int(length, "a block length")
         if not 1 <= length <= MAX_BLOCK:
             raise ConfigError(f"a block move reads 1 to {MAX_BLOCK:,} bytes, not {length}")
@@ -385,7 +287,7 @@ class Invlpg(_Op, _InvlpgFields):
     __slots__ = ()
 
     def __new__(cls, addr: int) -> Invlpg:
-        return tuple.__new__(cls, (_address(addr, 1)[0],))
+        return tuple.__new__(cls, (address_operand(addr, 1)[0],))
 
 
 class Hlt(_Op, tuple):
@@ -423,21 +325,39 @@ class Hypercall(_Op, _HypercallFields):
     __slots__ = ()
 
     def __new__(cls, nr: int, args: Iterable[int] = ()) -> Hypercall:
-        nr = _register(nr, "a hypercall number")
-        values = _bounded(args, MAX_HYPERCALL_ARGS, "hypercall arguments")
-        regs = tuple(_register(v, "a hypercall argument") for v in values)
+        nr = register_operand(nr, "a hypercall number")
+        values = bounded(args, MAX_HYPERCALL_ARGS, "hypercall arguments")
+        regs = tuple(register_operand(v, "a hypercall argument") for v in values)
         return tuple.__new__(cls, (nr, regs))
-
-
-def _register(value: Any, what: str) -> int:
-    if isinstance(value, (bytes, bytearray, memoryview, str)):
-        raise ConfigError(f"{what} is a register value: pass a buffer by its guest address")
-    value = plain_int(value, what)
-    if not -(1 << 63) <= value <= REGISTER_MASK:
-        raise ConfigError(f"{what} {value:#x} does not fit in a 64-bit register")
-    return value & REGISTER_MASK
 
 
 Operation = (
     In | Out | Ins | Outs | Load | Store | StoreBlock | LoadBlock | Invlpg | Hlt | Hypercall
 )
+
+__all__ = [
+    "ADDRESS_LIMIT",
+    "MAX_BLOCK",
+    "MAX_HYPERCALL_ARGS",
+    "MAX_REP_COUNT",
+    "MEMORY_SIZES",
+    "PORT_SIZES",
+    "REGISTER_MASK",
+    "Cmpxchg",
+    "Guest",
+    "Hlt",
+    "Hypercall",
+    "In",
+    "Ins",
+    "Invlpg",
+    "Load",
+    "LoadBlock",
+    "Operation",
+    "Out",
+    "Outs",
+    "Store",
+    "StoreBlock",
+    "Xchg",
+    "plain_bytes",
+    "plain_int",
+]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from ..hw.memory import PAGE_SHIFT
 from .exits import pf_error_code
-from .ops import ADDRESS_LIMIT
+from .operands import ADDRESS_LIMIT
 
 PTE_PRESENT = 1 << 0
 PTE_WRITABLE = 1 << 1

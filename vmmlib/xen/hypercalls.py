@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..cpu.ops import REGISTER_MASK
+from ..cpu.operands import REGISTER_MASK
 from ..trace import Schema
 from .errno import E2BIG, EFAULT, EINVAL, ENOSYS, EPERM  # noqa: F401 - EINVAL re-exported
 from .evtchn_op import HYPERVISOR_event_channel_op, event_channel_op
