@@ -23,8 +23,8 @@ from itertools import islice
 from typing import Any
 
 from ..errors import BadPortError, BadSizeError, ConfigError
+from ..hw.bus import PORT_SIZES
 
-PORT_SIZES = (1, 2, 4)
 MEMORY_SIZES = (1, 2, 4, 8)
 #: The simulator's limit on one REP INS/OUTS (a real RCX can be up to 2**64 - 1; a model
 #: that tried would run out of memory rather than fault, so we refuse it up front).
