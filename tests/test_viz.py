@@ -355,6 +355,16 @@ def test_trace_log_fits_a_notebook_and_drops_what_the_exit_kind_fixes():
     assert "vector=14" in inject  # only exits lose their fixed fields
 
 
+def test_trace_log_keeps_only_the_kinds_asked_for():
+    trace = finished(hello_serial).machine.trace
+    emulate = text.trace_log(trace, kinds=("emulate",)).splitlines()
+    assert len(emulate) == len(trace.events("emulate")) > 0
+    assert all(" emulate " in line for line in emulate)
+    assert text.trace_log(trace, kinds="exit").splitlines() == text.trace_log(
+        trace, kinds=["exit"]).splitlines()
+    assert text.trace_log(trace, kinds=()) == ""
+
+
 # --- serial: polls per character ----------------------------------------------------------------
 def test_uart_polls_reads_xv6s_give_up_and_the_lost_bytes_from_the_trace():
     xv6 = finished(lambda: hello_serial("Hello\n", paced=True))

@@ -83,11 +83,16 @@ def log_line(event: Event, widths: tuple[int, int, int]) -> str:
     return f"{head} {event_details(event)}".rstrip()
 
 
-def trace_log(trace: Trace, start: int = 0, stop: int | None = None) -> str:
-    """Events ``start`` … ``stop - 1`` of ``trace`` as aligned log lines (see the module)."""
+def trace_log(trace: Trace, start: int = 0, stop: int | None = None,
+              kinds: Iterable[str] | None = None) -> str:
+    """Events ``start`` … ``stop - 1`` of ``trace`` as aligned log lines (see the module);
+    with ``kinds``, only the events of those kinds."""
     if not isinstance(trace, Trace):
         raise ConfigError(f"trace_log needs a Trace, not {type(trace).__name__}")
     events = [trace[i] for i in range(*slice(start, stop).indices(len(trace)))]
+    if kinds is not None:
+        wanted = {kinds} if isinstance(kinds, str) else set(kinds)
+        events = [e for e in events if e.kind in wanted]
     widths = log_widths(events)
     return "\n".join(log_line(e, widths) for e in events)
 
