@@ -4,7 +4,8 @@
 until a name is used: matplotlib is loaded with the picture modules (``vmmlib.viz.portspace``,
 ``vmmlib.viz.memorymap``, ``vmmlib.viz.exitplots``, ``vmmlib.viz.serial``,
 ``vmmlib.viz.screen``, ``vmmlib.viz.swimlane``, chapter 02's ``vmmlib.viz.state_diagram`` and
-``vmmlib.viz.transfers``, and their shared ``vmmlib.viz.figure``), ipywidgets with
+``vmmlib.viz.transfers``, chapter 03's ``vmmlib.viz.split_costs``, and their shared
+``vmmlib.viz.figure``), ipywidgets with
 ``vmmlib.viz.stepper`` (and the chapters' state panels, ``vmmlib.viz.intercepts``), and
 ``import vmmlib`` never loads either. Plain Python: ``vmmlib.viz.palette`` (the colours),
 ``vmmlib.viz.text`` (trace logs, wire text, bit fields), ``vmmlib.viz.panels`` (the
@@ -34,6 +35,7 @@ _LAZY = {
     "swimlane": ("plot_swimlanes", "swimlane_data", "LANES"),
     "state_diagram": ("plot_ide_states", "ide_state_data"),
     "transfers": ("plot_transfer_styles", "plot_backends", "plot_buffered_ring"),
+    "split_costs": ("plot_paths", "plot_journey", "paths_data", "journey_steps"),
     "device_model": ("record", "Recording", "RecordedSteps", "ioreq_panel"),
     "readback": ("readback_table", "ReadbackTable"),
     "intercepts": ("serial_panel", "mmio_panel"),

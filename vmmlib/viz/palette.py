@@ -83,6 +83,10 @@ EVENT_COLOURS: dict[str, str] = {
     "evtchn": _C["orange"],
     "upcall": _C["bluish_green"],
     "take": _C["sky_blue"],
+    "request": _C["sky_blue"],  # chapter 03: a blkif request queued / copied
+    "push": _C["sky_blue"],  # blkfront publishes req_prod
+    "grant-map": _C["yellow"],  # blkback maps a segment's grant
+    "response": _C["bluish_green"],  # a blkif response written / taken
     "access": _C["blue"],  # a disk backend's read or write
     "set-irq": _C["vermillion"],
     "irq": _C["vermillion"],
