@@ -111,7 +111,7 @@ def test_the_copy_is_what_is_served_not_the_rewritten_slot():
     assert [(e.fields["op"], e.fields["sector"]) for e in served] == [(BLKIF_OP_READ, 0)]
     assert a.attacker.read_bytes(BUFFER, 4096) == disk_content()[:4096]
     assert a.disk.read(4000, 8)[0] == disk_content()[4000 * 512:4008 * 512]
-    assert result.status == OKAY
+    assert result.status == OKAY and result.answer == "BLKIF_RSP_OKAY: the copy was served"
 
 
 def test_a_per_request_error_answers_that_request_only():

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from ..cpu.ops import Guest, Load, LoadBlock, Store, StoreBlock
 from ..devices.disk import DiskBackend
-from ..errors import ConfigError
+from ..errors import ConfigError, GuestFault
 from ..guest.blkfront import Blkfront, _push, blkfront_io
 from ..guest.blkfront import _grant as grant_page
 from ..guest.xen_events import evtchn_send, wait_for_event
@@ -107,7 +107,7 @@ class AttackResult:
     logged: str  # the trace row blkback wrote about it
     victim_served: bool  # the victim's read after the attack returned the right bytes
     victim_intact: bool  # victim's memory, dom0's memory, both disks: hashes unchanged
-    attacker_ok: bool  # running the attack raised nothing on the Python side
+    attacker_ok: bool  # the attack raised nothing on the Python side (a guest fault may end it)
     attacker_served_after: bool  # the attacker's next ordinary read was answered
     status: int | None = None  # the status of the attack's response (None: no response)
 
@@ -301,9 +301,11 @@ def run_attack(name: str, where: Arena | None = None) -> AttackResult:
     a = arena() if where is None else where
     before = intact_hash(a)
     since = len(a.machine.trace)
-    ok = True
     try:
         cpu = _run(a.attacker, _program(a, name), "")
+        # a guest fault (Halted: asleep for good) is the guest's business; any other error
+        # the vCPU caught is the model's Python side breaking
+        ok = cpu.crashed is None or isinstance(cpu.crashed, GuestFault)
         responses = cpu.result if cpu.done and cpu.crashed is None else []
     except Exception:  # noqa: BLE001 — what the table reports: the attack made Python raise
         ok, responses = False, []
@@ -313,7 +315,9 @@ def run_attack(name: str, where: Arena | None = None) -> AttackResult:
         answer, row = f"ring stopped: {a.vbd.halted}", _blkback_row(a, since, "bogus-ring")
     elif name == "rewritten after the copy":
         row = _blkback_row(a, since, "request")
-        answer = f"{STATUS_NAMES.get(status, status)}: the copy was served"
+        served = ("the copy was served" if intact and a.attacker.read_bytes(BUFFER, PAGE_SIZE)
+                  == disk_content()[:PAGE_SIZE] else "the rewritten slot was served")
+        answer = f"{STATUS_NAMES.get(status, status)}: {served}"
     else:
         answer = str(STATUS_NAMES.get(status, status))
         row = _blkback_row(a, since, "refused")
