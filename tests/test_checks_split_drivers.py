@@ -298,3 +298,40 @@ def test_the_solution_scores_full_marks_and_a_blank_answer_zero():
         result = verdict(question, blank)
         assert result.lines[0].endswith(f" 0/{len(question.cases())} cases correct")
         assert "raise NotImplementedError" in result.text
+
+
+EXERCISE = ROOT / "exercises" / "03-split-drivers-exercises.ipynb"
+
+
+def test_the_exercise_is_blank_and_names_the_chapter_s_checks():
+    nb = json.loads(EXERCISE.read_text())
+    assert nb["metadata"]["vmmlib"]["checks"] == chapter.__name__
+    answers_ = [c for c in nb["cells"] if "answer" in c["metadata"].get("tags", [])]
+    checks = [c for c in nb["cells"] if "check" in c["metadata"].get("tags", [])]
+    assert len(answers_) == len(checks) == 4
+    for cell in answers_:
+        source = "".join(cell["source"])
+        assert "raise NotImplementedError" in source and "BEGIN SOLUTION" not in source
+    assert [(c["metadata"]["check_id"], c["metadata"]["points"]) for c in checks] == [
+        ("q1", 2), ("q2", 3), ("q3", 3), ("q4", 2)]
+    for cell, question in zip(checks, chapter.CHAPTER.questions, strict=True):
+        assert cell["outputs"] == [] and cell["execution_count"] is None
+        assert "".join(cell["source"]) == f"checks.check_{question.function}({question.function})"
+
+
+def test_every_check_cell_fails_on_the_blank_exercise(capsys):
+    from vmmlib.course.checks.selfcheck import CheckFailed
+
+    namespace: dict = {}
+    failed = []
+    for cell in json.loads(EXERCISE.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        try:
+            exec("".join(cell["source"]), namespace)
+        except CheckFailed as failure:
+            failed.append(failure.verdict)
+    assert [v.split(":")[0] for v in failed] == [f"{q.label} {q.function}"
+                                                 for q in chapter.CHAPTER.questions]
+    assert all(" 0/" in v for v in failed)
+    assert capsys.readouterr().out.count("replace the line `raise NotImplementedError") == 4
