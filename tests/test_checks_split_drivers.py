@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from vmmlib.course.checks import split_drivers as chapter
+from vmmlib.course.checks import split_drivers_grants as grants
+from vmmlib.course.checks import split_drivers_runs as runs
 from vmmlib.course.checks.judge import judge, reference_results
 from vmmlib.course.checks.plain import VALUE
 from vmmlib.course.checks.runner import run
@@ -156,9 +158,9 @@ def test_q2_cases_cover_every_sector_offset_and_the_11_page_limit():
 
 # --- q3 --------------------------------------------------------------------------------------
 
-STATUS_OF_RULE = {chapter.BAD_DOMAIN: -2, chapter.BAD_REF: -3, chapter.TYPE: -1,
-                  chapter.SUB_PAGE: -1, chapter.GRANTEE: -1, chapter.READ_ONLY: -1,
-                  chapter.BAD_PAGE: -9, chapter.OKAY: 0}
+STATUS_OF_RULE = {grants.BAD_DOMAIN: -2, grants.BAD_REF: -3, grants.TYPE: -1,
+                  grants.SUB_PAGE: -1, grants.GRANTEE: -1, grants.READ_ONLY: -1,
+                  grants.BAD_PAGE: -9, grants.OKAY: 0}
 
 
 def test_q3_each_case_s_hint_names_the_check_that_decides_it():
@@ -170,8 +172,8 @@ def test_q3_each_case_s_hint_names_the_check_that_decides_it():
 
 
 def test_q3_what_the_student_is_told_is_what_the_machine_holds():
-    machine, tables = chapter._grant_machine()
-    told = chapter.grant_domains()
+    machine, tables = grants._grant_machine()
+    told = grants.grant_domains()
     assert sorted(told) == [d.domid for d in machine.domains]
     for domain in machine.domains:
         about = told[domain.domid]
@@ -190,14 +192,14 @@ def test_q3_map_and_copy_differ_only_on_sub_page_grants():
           for case, status in zip(Q3.cases(), answers(Q3), strict=True)}
     differ = {rest for (op, rest), status in by.items()
               if op == "map" and by[("copy", rest)] != status}
-    assert differ and all(chapter._entry(dom, ref)[0] & chapter.GTF_sub_page
+    assert differ and all(grants._entry(dom, ref)[0] & grants.GTF_sub_page
                           for _, dom, ref, _ in differ)
 
 
 # --- q4 --------------------------------------------------------------------------------------
 
 def test_q4_reference_follows_ring_h_on_the_textbook_runs():
-    count = chapter.reference_notifications
+    count = runs.reference_notifications
     # hardware-facts.md §5.2-5.3: the first push notifies (event = start + 1), a later one only
     # after a final check found no work and set event = cons + 1
     assert count(0, [("send", 1), ("send", 1)]) == {"front": 1, "back": 0}
@@ -214,7 +216,7 @@ def test_q4_runs_are_legal_and_some_wrap_past_2_32():
     for start, ops in inputs(Q4):
         collected = taken = answered = sent = 0
         for name, *n in ops:
-            assert name in chapter.OPS
+            assert name in runs.OPS
             if name == "send":
                 sent += n[0]
                 assert sent - collected <= 32, "RING_FULL: at most 32 requests outstanding"
@@ -258,12 +260,13 @@ def test_the_stubbed_package_withholds_them_and_the_cases_still_build(tmp_path):
     copy = write_stubbed_package(tmp_path, WITHHELD)
     code = (
         "from vmmlib.course.checks import split_drivers as c\n"
+        "from vmmlib.course.checks import split_drivers_grants as g, split_drivers_runs as r\n"
         "for q in c.CHAPTER.questions:\n"
         "    print(q.label, sum(1 for case in q.cases() if q.arguments(case)))\n"
         "for call in (lambda: c.should_notify(0, 1, 1),\n"
         "             lambda: c.chunks(0, 512),\n"
-        "             lambda: c.reference_grant('map', 0, 1, 8, False, {}),\n"
-        "             lambda: c.reference_notifications(0, [('send', 1)])):\n"
+        "             lambda: g.reference_grant('map', 0, 1, 8, False, {}),\n"
+        "             lambda: r.reference_notifications(0, [('send', 1)])):\n"
         "    try:\n"
         "        call()\n"
         "    except RuntimeError as error:\n"
