@@ -1,0 +1,208 @@
+"""Chapter 03's ring pictures: the shared ring as a circle of slots with its eight indices, the
+lost wake-up as two timelines, and notifications against queue depth.
+
+``plot_ring(state, title)`` draws a ``vmmlib.scenarios.ring_demo.RingState``: the 32 slots
+clockwise from the top (slot = index & 31), each coloured by what it holds — free, a request
+written but not pushed yet, a request waiting, a request the back end is serving, a response
+written, a response waiting — with the message's id and sector or status (decoded from the
+page's bytes). An index sits on the edge *before* the slot it names (the next slot to fill or
+to read), so what lies between a consumer's marker and its producer's is exactly what one end
+has still to read. Every index is labelled with its free-running value in hex: started near
+2**32 they show the wrap (0xFFFFFFFF, then 0x00000000) while the slots go on round. Labels of
+the shared page's four indices are black, the front end's private ones blue, the back end's
+reddish purple. ``ring_panel(burst)`` is the picture for a ``Stepper`` (a Figure, titled with
+the last step). ``fig.vmm_data`` holds what was drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle, Wedge
+
+from ..errors import ConfigError
+from ..scenarios.ring_demo import SLOT_STATES, RingState
+from .figure import _figure
+from .palette import GREY, OKABE_ITO, ROLES
+
+R_OUT, R_IN = 1.0, 0.56  # the ring of slots
+LABEL_X, LABEL_GAP = 1.18, 0.125  # index label columns, their least vertical distance
+FONT = 7.5
+SLOT_COLOURS = {
+    "free": "#FFFFFF",
+    "request-private": OKABE_ITO["sky_blue"],
+    "request": OKABE_ITO["sky_blue"],
+    "serving": OKABE_ITO["orange"],
+    "response-private": OKABE_ITO["bluish_green"],
+    "response": OKABE_ITO["bluish_green"],
+}
+SLOT_NAMES = {
+    "free": "free",
+    "request-private": "request written (not pushed)",
+    "request": "request waiting",
+    "serving": "request being served",
+    "response-private": "response written (not pushed)",
+    "response": "response waiting",
+}
+OWNER_COLOURS = {"shared": ROLES["text"], "front": OKABE_ITO["blue"],
+                 "back": OKABE_ITO["reddish_purple"]}
+OWNERS = {"req_prod": "shared", "req_event": "shared", "rsp_prod": "shared",
+          "rsp_event": "shared", "req_prod_pvt": "front", "rsp_cons": "front",
+          "rsp_prod_pvt": "back", "req_cons": "back"}
+OWNER_NAMES = {"shared": "shared page's index", "front": "front end's private index",
+               "back": "back end's private index"}
+
+
+def _edge_angle(slot: int, size: int) -> float:
+    """Degrees (counter-clockwise from +x) of the edge before ``slot``; slots run clockwise
+    from the top."""
+    return 90.0 - 360.0 * slot / size
+
+
+def _spread(wanted: list[float], gap: float, low: float, high: float) -> list[float]:
+    """Move sorted y positions apart to at least ``gap``, inside [low, high]."""
+    ys = list(wanted)
+    for i in range(1, len(ys)):
+        ys[i] = max(ys[i], ys[i - 1] + gap)
+    overflow = ys[-1] - high if ys else 0
+    if overflow > 0:
+        ys[-1] -= overflow
+        for i in range(len(ys) - 2, -1, -1):
+            ys[i] = min(ys[i], ys[i + 1] - gap)
+    return [max(y, low) for y in ys]
+
+
+def _draw_slots(ax, state: RingState) -> None:
+    step = 360.0 / state.size
+    for view in state.slots:
+        top = _edge_angle(view.slot, state.size)
+        private = view.state.endswith("private")
+        touched = view.slot == state.touched
+        ax.add_patch(Wedge((0, 0), R_OUT, top - step, top, width=R_OUT - R_IN,
+                           facecolor=SLOT_COLOURS[view.state], alpha=0.55 if private else 1.0,
+                           hatch="///" if private else None,
+                           edgecolor=ROLES["text"] if touched else GREY,
+                           linewidth=2.2 if touched else 0.6, zorder=3 if touched else 2))
+        mid = math.radians(top - step / 2)
+        ax.text(0.49 * math.cos(mid), 0.49 * math.sin(mid), str(view.slot), fontsize=6,
+                color=GREY, ha="center", va="center")
+        if view.label:
+            deg = top - step / 2
+            rot = deg if -90 <= deg <= 90 else deg + 180
+            r = (R_OUT + R_IN) / 2
+            ax.text(r * math.cos(mid), r * math.sin(mid), view.label, fontsize=6.2,
+                    rotation=rot, rotation_mode="anchor", ha="center", va="center", zorder=4)
+
+
+def _draw_indices(ax, state: RingState) -> list[dict]:
+    placed: dict[int, list[tuple[float, str, int]]] = {1: [], -1: []}
+    for name, value in state.indices().items():
+        deg = _edge_angle(state.slot_of(value), state.size)
+        x = math.cos(math.radians(deg))
+        side = 1 if x > 1e-9 or (abs(x) <= 1e-9 and math.sin(math.radians(deg)) > 0) else -1
+        placed[side].append((math.sin(math.radians(deg)) * 1.1, name, value))
+    drawn = []
+    for side, labels in placed.items():
+        labels.sort(key=lambda t: (t[0], t[1]))
+        ys = _spread([y for y, _, _ in labels], LABEL_GAP, -1.18, 1.18)
+        for y, (_, name, value) in zip(ys, labels, strict=True):
+            deg = _edge_angle(state.slot_of(value), state.size)
+            rad = math.radians(deg)
+            owner = OWNERS[name]
+            colour = OWNER_COLOURS[owner]
+            tip = (R_OUT * 1.02 * math.cos(rad), R_OUT * 1.02 * math.sin(rad))
+            ax.plot([R_IN * math.cos(rad), R_OUT * math.cos(rad)],
+                    [R_IN * math.sin(rad), R_OUT * math.sin(rad)], color=colour, lw=1.6,
+                    solid_capstyle="butt", zorder=5)
+            ax.plot([tip[0], side * (LABEL_X - 0.03)], [tip[1], y], color=colour, lw=0.8,
+                    ls="-" if owner == "shared" else "--", zorder=5)
+            ax.text(side * LABEL_X, y, f"{name} 0x{value:08X}",
+                    fontsize=FONT, color=colour, ha="left" if side > 0 else "right",
+                    va="center", family="monospace",
+                    fontweight="bold" if owner == "shared" else "normal")
+            drawn.append({"name": name, "value": value, "slot": state.slot_of(value),
+                          "side": side, "y": y, "owner": owner})
+    return drawn
+
+
+def _draw_key(ax, beside: bool, touched: bool) -> None:
+    """The key, drawn by hand (a legend box costs a third of the picture's drawing time)."""
+    x0, dy = (1.02, 0.05) if beside else (0.0, 0.06)
+    y = 0.5 + 5.5 * dy
+    rows: list[tuple[str, Any]] = [(SLOT_NAMES[s], s) for s in SLOT_STATES]
+    rows += [(OWNER_NAMES[o], o) for o in OWNER_COLOURS]
+    if touched:
+        rows.append(("slot the last step used", "touched"))
+    ax.text(x0, y + dy, "slots and indices", transform=ax.transAxes, fontsize=8,
+            fontweight="bold", va="center", clip_on=False)
+    for text, what in rows:
+        box = (x0, y - dy * 0.3)
+        if what in SLOT_COLOURS:
+            private = what.endswith("private")
+            ax.add_patch(Rectangle(box, 0.08, dy * 0.6, transform=ax.transAxes, clip_on=False,
+                                   facecolor=SLOT_COLOURS[what], edgecolor=GREY, lw=0.6,
+                                   hatch="///" if private else None,
+                                   alpha=0.55 if private else 1.0))
+        elif what == "touched":
+            ax.add_patch(Rectangle(box, 0.08, dy * 0.6, transform=ax.transAxes, clip_on=False,
+                                   facecolor="none", edgecolor=ROLES["text"], lw=2.0))
+        else:
+            ax.plot([x0, x0 + 0.08], [y, y], transform=ax.transAxes, clip_on=False,
+                    color=OWNER_COLOURS[what], lw=1.6, ls="-" if what == "shared" else "--")
+        ax.text(x0 + 0.1, y, text, transform=ax.transAxes, fontsize=7.5, va="center",
+                clip_on=False)
+        y -= dy
+
+
+def plot_ring(state: RingState, title: str, ax: Any = None) -> Figure:
+    """The ring picture of ``state`` (see the module docstring), on ``ax`` or a new 9 x 5 in
+    figure; the legend sits right of the circle."""
+    if not isinstance(state, RingState):
+        raise ConfigError(f"plot_ring draws a RingState (ring_demo.ring_state), not "
+                          f"{type(state).__name__}")
+    if not isinstance(title, str) or not title:
+        raise ConfigError("every picture has a title: give plot_ring one")
+    if ax is None:  # fixed places (a constrained layout would draw every text twice)
+        fig = _figure(9, 5)
+        fig.set_layout_engine("none")
+        ax = fig.add_axes((0.0, 0.0, 0.79, 0.93))
+        key = fig.add_axes((0.79, 0.1, 0.21, 0.8))
+        key.axis("off")
+    else:
+        fig, key = ax.figure, None
+    _draw_slots(ax, state)
+    drawn = _draw_indices(ax, state)
+    ax.text(0, 0.06, f"{state.size} slots", ha="center", va="center", fontsize=8)
+    ax.text(0, -0.08, "slot = index & 31", ha="center", va="center", fontsize=6.5, color=GREY)
+    ax.set_xlim(-2.06, 2.06)
+    ax.set_ylim(-1.22, 1.22)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title, fontsize=10)
+    _draw_key(key or ax, key is None, state.touched is not None)
+    fig.vmm_data = {"state": state, "indices": drawn,
+                    "slots": {s: state.count(s) for s in SLOT_STATES}}
+    return fig
+
+
+def ring_panel(burst: Any) -> Figure:
+    """The Stepper's state panel for ``ring_burst``: the ring after the last step, titled with
+    what that step did."""
+    ring = getattr(burst, "ring", None)
+    if not isinstance(ring, RingState):
+        raise ConfigError(f"ring_panel shows a scenario with .ring (a RingState), not "
+                          f"{type(burst).__name__}")
+    trace = burst.trace
+    if len(trace):
+        last = trace[len(trace) - 1]
+        if last.actor == "xen":  # the event channel's row: name the step by its sender
+            last = trace[len(trace) - 2]
+        title = f"after step {burst.steps}: {last.actor} {last.kind}"
+    else:
+        title = "before the first step"
+    return plot_ring(ring, title)
+
+
+__all__ = ["SLOT_COLOURS", "SLOT_NAMES", "plot_ring", "ring_panel"]
