@@ -9,13 +9,8 @@ import pytest
 
 from vmmlib.errors import ConfigError
 from vmmlib.hw.memory import PAGE_SHIFT
-from vmmlib.scenarios.ring_demo import (
-    SLOT_STATES,
-    notification_sweep,
-    ring_burst,
-    ring_state,
-    ring_world,
-)
+from vmmlib.scenarios.ring_demo import notification_sweep, ring_burst
+from vmmlib.scenarios.ring_world import SLOT_STATES, ring_state, ring_world
 from vmmlib.scenarios.split_drivers import RING
 from vmmlib.xen.blkif import BLKIF_OP_READ, decode_request, decode_response
 from vmmlib.xen.ring import HEADER_SIZE

@@ -13,7 +13,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Wedge  # noqa: E402
 
 from vmmlib.errors import ConfigError  # noqa: E402
-from vmmlib.scenarios.ring_demo import SLOT_STATES, ring_burst  # noqa: E402
+from vmmlib.scenarios.ring_demo import ring_burst  # noqa: E402
+from vmmlib.scenarios.ring_world import SLOT_STATES  # noqa: E402
 from vmmlib.viz import Stepper  # noqa: E402
 from vmmlib.viz.ring import SLOT_COLOURS, plot_ring, ring_panel  # noqa: E402
 

@@ -1,47 +1,44 @@
-"""Chapter 03's ring scenarios: a burst of blkif requests round one shared ring, step by step,
-and how many notifications a burst costs as the queue depth grows.
+"""Chapter 03's ring scenarios: a burst of blkif requests round one shared ring, step by step;
+the lost wake-up that RING_FINAL_CHECK_FOR_REQUESTS prevents, as a scheduler interleaving; and
+how many notifications a burst costs as the queue depth grows.
 
-These scenarios drive ``vmmlib.xen.ring``'s ``FrontRing`` and ``BackRing`` themselves — not
-the whole drivers of ``split_drivers`` — so that one ``step()`` is one ring operation (put a
-request, push, notify, take, answer, final check) and nothing else hides in it. The ring is a
-real ``SharedRing``: one 4 KiB page of the guest's memory (guest-physical 0x10000, where
-``split_drivers`` puts blkfront's), 32 slots of 112-byte blkif entries, written and read as
-bytes by both ends. The doorbell is a real inter-domain event channel between the guest and
-dom0 (Xen's EVTCHNOP_send marks the pending bit in the other domain's shared_info).
+They drive ``vmmlib.xen.ring``'s ``FrontRing`` and ``BackRing`` themselves — not the whole
+drivers of ``split_drivers`` — over a real shared ring page and a real event channel
+(``ring_world``), so that one ``step()`` is one ring operation and nothing hides in it.
 
-The two ends take turns, as two CPUs would if each ran until it went to sleep: the front end
-queues a batch of ``depth`` requests (each 4 KiB read as blkfront builds it: a fresh id from
-its free list, one writable grant ref, sectors 0-7 of the page), pushes with the notify check
-and waits; the back end, woken by the event, copies each request (reading req_prod once per
-batch, as blkback's loop), final-checks before sleeping (RING_FINAL_CHECK_FOR_REQUESTS), then
-answers each request — ``BLKIF_RSP_OKAY`` with its ``id`` echoed — pushing each response with
-the notify check (blkback's make_response); the front end, woken, takes the responses and
-final-checks (blkif_interrupt). What the back end does not do: grant maps and a disk (its disk
-answers at once); ``split_drivers`` has the whole path.
+**The burst** (``ring_burst``): the two ends take turns as two CPUs would if each ran until it
+went to sleep. The front end queues a batch of ``depth`` requests (each a 4 KiB read as
+blkfront builds it: a fresh id from its free list, one writable grant ref, sectors 0-7 of the
+page), pushes with the notify check and waits; the back end, woken by the event, copies each
+request (reading req_prod once per batch, as blkback's loop does), final-checks before
+sleeping, then answers each request — ``BLKIF_RSP_OKAY`` with its ``id`` echoed — pushing each
+response with the notify check (blkback's make_response); the front end, woken, takes the
+responses and final-checks (blkif_interrupt). The back end maps no grants and has no disk (it
+answers at once; ``split_drivers`` has the whole path); serving a request costs
+``blkback_request_ns`` when it is taken and ``grant_map_ns + grant_unmap_ns`` (its one segment)
+when it is answered (estimates, ``vmmlib.costs``).
 
-Virtual time (``vmmlib.costs``, every figure an estimate): each ring operation costs
-``ram_access_ns`` (a few cached stores and loads); a notification is the EVTCHNOP_send
-hypercall, ``hypercall_ns``; waking the other end costs ``dom0_wakeup_ns`` for the back end
-(dom0's upcall wakes blkback's thread, as ``xen.dom0`` charges) and ``vcpu_wakeup_ns`` for the
-front end (Xen unblocks the guest's vCPU, as ``xen.ioreq_server`` charges); serving a request
-costs ``blkback_request_ns`` when it is taken and ``grant_map_ns + grant_unmap_ns`` (its one
-segment) when it is answered. The lost wake-up is in ``ring_race``.
+**The lost wake-up** (``lost_wakeup``): the back end has just served a request and goes to
+sleep; the front end queues one more. The scheduler runs the back end's "no requests?" check,
+then the whole of the front end's put and push — which reads the old req_event and sends no
+event — then the back end again: it writes req_event and, without the final check's barrier
+and re-check, sleeps with the request in the ring. With RING_FINAL_CHECK_FOR_REQUESTS the
+re-check finds it. Both back ends are ``final_check_for_requests_steps`` of ``vmmlib.xen.ring``
+— the one without the re-check is that generator closed after it writes req_event.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator
 
 from ..errors import ConfigError
-from ..hw.memory import MIB, PAGE_SHIFT, PAGE_SIZE
-from ..trace import Schema, Trace
+from ..hw.memory import PAGE_SIZE
+from ..trace import Schema
 from ..xen.blkif import (
     BLKIF_OP_READ,
     BLKIF_RING_SIZE,
     BLKIF_RSP_OKAY,
-    RING_ENTRY_SIZE,
     SECTORS_PER_PAGE,
     Request,
     Response,
@@ -53,15 +50,11 @@ from ..xen.blkif import (
     make_request,
     segments_for_buffer,
 )
-from ..xen.domain import Domain
 from ..xen.grant_table import GNTTAB_NR_RESERVED_ENTRIES
-from ..xen.machine import Machine
-from ..xen.ring import RING_IDX_MASK, BackRing, FrontRing, SharedRing
-from .split_drivers import BUFFER, RING
+from .ring_world import Program, RingState, TwoEnds, each_copy, ring_state, ring_world
+from .split_drivers import BUFFER
 
 MAX_REQUESTS = 1 << 16
-#: what a slot holds, in ring order from the front end's consumer to its producer
-SLOT_STATES = ("free", "request-private", "request", "serving", "response-private", "response")
 
 PUT_REQUEST = Schema("front", "put-request", ("id", "sector", "gref", "idx", "slot",
                                               "req_prod_pvt"))
@@ -72,246 +65,7 @@ PUT_RESPONSE = Schema("back", "put-response", ("id", "status", "idx", "slot", "r
 PUSH_RESPONSES = Schema("back", "push", ("old", "rsp_prod", "rsp_event", "notify"))
 TAKE_RESPONSE = Schema("front", "take", ("idx", "slot", "id", "status", "rsp_cons"))
 FRONT_FINAL = Schema("front", "final-check", ("rsp_event", "more"))
-NOTIFY = {side: Schema(side, "notify", ("port", "to")) for side in ("front", "back")}
-WAKE = {side: Schema(side, "wake", ("ports",)) for side in ("front", "back")}
 SLEEP = {side: Schema(side, "sleep", ("why",)) for side in ("front", "back")}
-
-
-# -- the world -----------------------------------------------------------------------------------
-@dataclass
-class RingWorld:
-    """A guest and dom0 sharing one blkif ring page (in the guest's memory) and one event
-    channel: the front end's ``FrontRing`` and the back end's ``BackRing`` over the same page."""
-
-    machine: Machine
-    dom0: Domain
-    guest: Domain
-    sring: SharedRing
-    front: FrontRing
-    back: BackRing
-    ports: dict[str, int]  # "front": the guest's port, "back": dom0's end of the channel
-
-    @property
-    def trace(self) -> Trace:
-        return self.machine.trace
-
-    def row(self, schema: Schema, *values: object) -> None:
-        """Record one trace row now."""
-        self.machine.trace.record((self.machine.clock.now, schema.id, *values))
-
-    def notify(self, sender: str) -> str:
-        """EVTCHNOP_send from ``sender``'s end ("front" or "back"); what happened there."""
-        domain = self.guest if sender == "front" else self.dom0
-        self.row(NOTIFY[sender], self.ports[sender], "back" if sender == "front" else "front")
-        self.machine.clock.advance(self.machine.costs.hypercall_ns)
-        return domain.evtchn.send(self.ports[sender], dict(enumerate(self.machine.domains)))
-
-    def wake(self, side: str) -> list[int]:
-        """``side`` is woken by its event: the upcall clears and returns the pending ports."""
-        costs = self.machine.costs
-        domain = self.guest if side == "front" else self.dom0
-        self.machine.clock.advance(costs.vcpu_wakeup_ns if side == "front"
-                                   else costs.dom0_wakeup_ns)
-        ports = domain.evtchn.shared.take_upcall()
-        self.row(WAKE[side], ports)
-        return ports
-
-
-def ring_world(start: int = 0) -> RingWorld:
-    """A fresh 64 MiB machine: dom0 and a PV guest, the guest's ring page initialised with
-    every index at ``start`` (SHARED_RING_INIT, event indices start + 1), the event channel
-    bound (the guest's unbound port, dom0's bind_interdomain)."""
-    if start.__class__ is not int or not 0 <= start <= RING_IDX_MASK:
-        raise ConfigError(f"the ring's start index is a 32-bit unsigned int, not {start!r}")
-    machine = Machine(64 * MIB)
-    dom0 = machine.add_domain("dom0", 16 * MIB, base=0, kind="pv", privileged=True)
-    guest = machine.add_domain("guest", 16 * MIB, kind="pv")
-    sring = SharedRing.in_guest(guest, RING >> PAGE_SHIFT, RING_ENTRY_SIZE)
-    sring.init(start)
-    port = guest.evtchn.alloc_unbound(dom0.domid)
-    ports = {"front": port, "back": dom0.evtchn.bind_interdomain(guest.evtchn, port)}
-    return RingWorld(machine, dom0, guest, sring, FrontRing(sring, start),
-                     BackRing(sring, start), ports)
-
-
-# -- what the picture shows ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class SlotView:
-    """One slot of the ring: what it holds (``SLOT_STATES``), the free-running index of the
-    message in it, and that message as the page's bytes decode."""
-
-    slot: int
-    state: str
-    index: int | None = None
-    request: Request | None = None
-    response: Response | None = None
-
-    @property
-    def label(self) -> str:
-        """A short text for the picture: ``id 3 s24`` (a read of sector 24), ``id 3 OK``."""
-        if self.request is not None:
-            op = "rd" if self.request.operation == BLKIF_OP_READ else f"op{self.request.operation}"
-            return f"{op} #{self.request.id} s{self.request.sector_number}"
-        if self.response is not None:
-            status = "OK" if self.response.status == BLKIF_RSP_OKAY else str(self.response.status)
-            return f"#{self.response.id} {status}"
-        return ""
-
-
-@dataclass(frozen=True)
-class RingState:
-    """A snapshot of a ring for pictures: the shared page's four indices, each end's two
-    private indices, and every slot decoded from the page (``touched``: the slot the last
-    step used, or None)."""
-
-    req_prod: int
-    req_event: int
-    rsp_prod: int
-    rsp_event: int
-    req_prod_pvt: int
-    rsp_cons: int
-    rsp_prod_pvt: int
-    req_cons: int
-    size: int
-    slots: tuple[SlotView, ...]
-    touched: int | None = None
-
-    SHARED = ("req_prod", "req_event", "rsp_prod", "rsp_event")
-    PRIVATE = ("req_prod_pvt", "rsp_cons", "rsp_prod_pvt", "req_cons")
-
-    def indices(self) -> dict[str, int]:
-        """The eight indices by name, shared first."""
-        return {name: getattr(self, name) for name in self.SHARED + self.PRIVATE}
-
-    def slot_of(self, index: int) -> int:
-        """The slot a free-running index names: index & (size − 1)."""
-        return index & (self.size - 1)
-
-    def count(self, state: str) -> int:
-        return sum(1 for s in self.slots if s.state == state)
-
-
-def ring_state(sring: SharedRing, front, back, touched: int | None = None) -> RingState:
-    """Snapshot ``sring`` with the private indices of ``front`` (``req_prod_pvt``,
-    ``rsp_cons``: a FrontRing or a Blkfront) and ``back`` (``rsp_prod_pvt``, ``req_cons``: a
-    BackRing). Going round from rsp_cons: responses published, responses written, requests
-    being served, requests published, requests written; the rest is free."""
-    shared = (sring.req_prod, sring.req_event, sring.rsp_prod, sring.rsp_event)
-    private = (front.req_prod_pvt, front.rsp_cons, back.rsp_prod_pvt, back.req_cons)
-    bounds = [front.rsp_cons, sring.rsp_prod, back.rsp_prod_pvt, back.req_cons, sring.req_prod,
-              front.req_prod_pvt]
-    steps = [(b - a) & RING_IDX_MASK for a, b in zip(bounds, bounds[1:], strict=False)]
-    if sum(steps) > sring.size:
-        raise ConfigError(f"the indices {[hex(b) for b in bounds]} are not in ring order "
-                          f"within {sring.size} slots: no honest ring looks like this")
-    views = {k: SlotView(k, "free") for k in range(sring.size)}
-    idx = front.rsp_cons
-    for state, n in zip(("response", "response-private", "serving", "request",
-                         "request-private"), steps, strict=True):
-        for _ in range(n):
-            raw, slot = sring.read_slot(idx), sring.slot(idx)
-            if state.startswith("response"):
-                views[slot] = SlotView(slot, state, idx, response=decode_response(raw))
-            else:
-                views[slot] = SlotView(slot, state, idx, request=decode_request(raw))
-            idx = (idx + 1) & RING_IDX_MASK
-    return RingState(*shared, *private, sring.size, tuple(views[k] for k in range(sring.size)),
-                     touched)
-
-
-# -- the two ends taking turns -------------------------------------------------------------------
-Program = Generator[str, None, None]
-
-
-class TwoEnds:
-    """Two programs, the front end's and the back end's, run one step at a time by a
-    deterministic scheduler (the Stepper protocol: ``step()``, ``trace``).
-
-    A program yields the kind of each step it made; yielding "sleep" ends it. An event sent to
-    a sleeping end makes it runnable again (its program restarts with a "wake" step); one sent
-    while it is awake stays pending and wakes it as soon as it sleeps. ``schedule`` is a string
-    of "F" and "B": each letter gives that end the next step (the other end's, if it cannot
-    run); after it, the end that ran last runs until it sleeps, then the other one."""
-
-    def __init__(self, world: RingWorld, schedule: str = "", first: str = "front") -> None:
-        if not isinstance(schedule, str) or set(schedule) - {"F", "B"}:
-            raise ConfigError(f"a schedule is a string of 'F' and 'B', not {schedule!r}")
-        self.world = world
-        self.trace = world.trace
-        self._schedule: Iterator[str] = iter(schedule)
-        self._last = first
-        self.programs: dict[str, Program | None] = {"front": None, "back": None}
-        self.pending = {"front": False, "back": False}
-        self.steps = 0
-        self.touched: int | None = None
-
-    def program(self, side: str) -> Program:
-        """The program ``side`` runs when it is woken (subclasses)."""
-        raise NotImplementedError
-
-    def runnable(self, side: str) -> bool:
-        return self.programs[side] is not None or self.pending[side]
-
-    def _pick(self) -> str | None:
-        letter = next(self._schedule, None)
-        want = {"F": "front", "B": "back", None: self._last}[letter]
-        other = "back" if want == "front" else "front"
-        for side in (want, other):
-            if self.runnable(side):
-                return side
-        return None
-
-    def notify(self, sender: str) -> None:
-        """The doorbell: the other end's event is pending (it wakes when it can run)."""
-        outcome = self.world.notify(sender)
-        if outcome not in ("bad port", "dropped"):
-            self.pending["back" if sender == "front" else "front"] = True
-
-    def _woken(self, side: str) -> Program:
-        self.pending[side] = False
-        self.world.wake(side)
-        yield "wake"
-        yield from self.program(side)
-
-    def step(self) -> bool:
-        """One step of one end; False once both ends sleep with nothing pending."""
-        side = self._pick()
-        if side is None:
-            return False
-        if self.programs[side] is None:
-            self.programs[side] = self._woken(side)
-        self.world.machine.clock.advance(self.world.machine.costs.ram_access_ns)
-        kind = next(self.programs[side], "sleep")
-        if kind == "sleep":
-            self.programs[side] = None
-        self._last = side
-        self.steps += 1
-        return self.runnable("front") or self.runnable("back")
-
-    def run(self, max_steps: int = 1_000_000) -> TwoEnds:
-        """Step to the end."""
-        for _ in range(max_steps):
-            if not self.step():
-                return self
-        raise ConfigError(f"the scenario did not end within {max_steps} steps")
-
-
-def each_copy(steps: Generator[str, None, list[bytes]], cons: Callable[[], int]
-              ) -> Generator[int, None, list[bytes]]:
-    """Play a ``take_*_steps`` generator of ``vmmlib.xen.ring``, yielding the index of each
-    message as soon as it is copied and the consumer index has moved past it; returns the
-    private copies."""
-    before = cons()
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            if cons() != before:
-                yield before
-            return done.value
-        if cons() != before:
-            yield before
-            before = cons()
 
 
 # -- the burst -----------------------------------------------------------------------------------
@@ -450,6 +204,193 @@ def ring_burst(requests: int = 6, start: int = 2**32 - 3, depth: int | None = No
     return RingBurst(requests, start, depth)
 
 
+# -- the lost wake-up ---------------------------------------------------------------------------
+#: the back end's "no requests?", then the front end's put, wmb, req_prod, mb, req_event, sleep
+RACE = "B" + "F" * 6
+
+
+class Interleaving(TwoEnds):
+    """A back end going to sleep and a front end queueing one more request, interleaved by
+    ``schedule`` (see ``TwoEnds``). Outcome: ``stuck``, ``notifications``, ``rows``; ``fatal``
+    is the row where the front end read a req_event the back end was about to change (and so
+    sent no event), ``rescue`` the re-check row that found the request anyway."""
+
+    def __init__(self, final_check: bool, schedule: str = RACE, start: int = 0) -> None:
+        if final_check.__class__ is not bool:
+            raise ConfigError(f"final_check is True or False, not {final_check!r}")
+        super().__init__(ring_world(start), schedule, first="back")
+        self.final_check = final_check
+        self._prologue()
+        self.begin = len(self.trace)  # the interleaving's rows start here
+        self._window = False  # the back end found no work and has not written req_event yet
+        self._fatal: int | None = None
+        self._rescue: int | None = None
+        self.programs = {"front": self._submit(1), "back": self._back(check_first=True)}
+
+    def _row(self, side: str, kind: str, what: str) -> str:
+        w = self.world
+        w.trace.add(w.machine.clock.now, side, kind, what=what)
+        return kind
+
+    def _request(self, rid: int) -> bytes:
+        return encode_request(make_request(BLKIF_OP_READ, rid, rid * SECTORS_PER_PAGE,
+                                           [Segment(GNTTAB_NR_RESERVED_ENTRIES + rid, 0, 7)]))
+
+    def _prologue(self) -> None:
+        """Request #0 goes round: queued, pushed (its event wakes the back end), taken,
+        answered (its event wakes the front end), taken; the back end is about to sleep."""
+        w, clock = self.world, self.world.machine.clock
+        w.front.put_request(self._request(0))
+        w.front.push_requests_and_check_notify()
+        self._row("front", "before", "request #0 queued and pushed: req_event asked for it")
+        w.notify("front")
+        w.wake("back")
+        (raw,) = w.back.take_requests()
+        req = decode_request(raw)
+        w.back.put_response(encode_response(Response(req.id, req.operation, BLKIF_RSP_OKAY)))
+        w.back.push_responses_and_check_notify()
+        self._row("back", "before", "request #0 taken and answered")
+        w.notify("back")
+        w.wake("front")
+        w.front.take_responses()
+        w.front.final_check_for_responses()
+        self._row("front", "before", "response #0 taken; the front end queues request #1")
+        clock.advance(w.machine.costs.ram_access_ns)
+
+    def _play(self, side: str, kind: str, steps: Generator[str, None, object]) -> Program:
+        """One row per step of a ``vmmlib.xen.ring`` generator; returns its result."""
+        while True:
+            try:
+                text = next(steps)
+            except StopIteration as done:
+                return done.value
+            yield self._row(side, kind, text)
+
+    def program(self, side: str) -> Program:
+        return self._responses() if side == "front" else self._back(check_first=False)
+
+    def _submit(self, rid: int) -> Program:
+        w = self.world
+        idx = w.front.put_request(self._request(rid))
+        yield self._row("front", "put-request", f"request #{rid} in slot {w.sring.slot(idx)} "
+                                                f"(req_prod_pvt = {w.front.req_prod_pvt:#x})")
+        notify = yield from self._play("front", "push", w.front.push_requests_steps())
+        if not notify and self._window:
+            self._fatal = len(self.trace) - 1
+        if notify:
+            self.notify("front")
+            yield "notify"
+        yield self._row("front", "sleep", "wait for the response")
+
+    def _responses(self) -> Program:
+        w = self.world
+        yield from self._play("front", "take", w.front.take_responses_steps())
+        yield from self._play("front", "final-check", w.front.final_check_for_responses_steps())
+        yield self._row("front", "sleep", "all answered")
+
+    def _check(self) -> Program:
+        """RING_FINAL_CHECK_FOR_REQUESTS, or (final_check False) the same generator closed
+        once it has written req_event: no barrier, no re-check."""
+        steps = self.world.back.final_check_for_requests_steps()
+        n = 0
+        while True:
+            try:
+                text = next(steps)
+            except StopIteration as done:
+                self._window = False
+                if done.value and n == 4:  # the re-check after the barrier found work
+                    self._rescue = len(self.trace) - 1
+                return done.value
+            n += 1
+            if n == 1:
+                self._window = self.world.back.unconsumed_requests() == 0
+            elif n == 2:  # req_event is written
+                self._window = False
+            yield self._row("back", "final-check", text)
+            if n == 2 and not self.final_check:
+                steps.close()  # sleep now: no barrier, no re-check
+                return False
+
+    def _back(self, check_first: bool) -> Program:
+        w = self.world
+        while True:
+            if not check_first:
+                raws = yield from self._play("back", "take", w.back.take_requests_steps())
+                for raw in raws:
+                    yield from self._answer(decode_request(raw))
+            check_first = False
+            if not (yield from self._check()):
+                yield self._row("back", "sleep", "sleep until an event")
+                return
+
+    def _answer(self, req: Request) -> Program:
+        w = self.world
+        idx = w.back.put_response(encode_response(Response(req.id, req.operation,
+                                                           BLKIF_RSP_OKAY)))
+        yield self._row("back", "put-response", f"response #{req.id} in slot "
+                                                f"{w.sring.slot(idx)}")
+        notify = yield from self._play("back", "push", w.back.push_responses_steps())
+        if notify:
+            self.notify("back")
+            yield "notify"
+
+    # the outcome
+    @property
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(actor, kind, what) of every step of the interleaving, in order."""
+        return [(e.actor, e.kind, _what(e)) for e in self._events(len(self.trace))]
+
+    def _events(self, stop: int) -> list:
+        return [e for e in (self.trace[i] for i in range(self.begin, stop)) if e.actor != "xen"]
+
+    def _row_index(self, at: int | None) -> int | None:
+        return None if at is None else len(self._events(at))
+
+    @property
+    def fatal(self) -> int | None:
+        """The row where the front end's push read a stale req_event (no event sent)."""
+        return self._row_index(self._fatal)
+
+    @property
+    def rescue(self) -> int | None:
+        """The row where the back end's re-check found the request."""
+        return self._row_index(self._rescue)
+
+    @property
+    def stuck(self) -> int:
+        """Requests in the ring that nobody will serve: published, not taken, the back end
+        asleep with no event pending."""
+        if self.runnable("back"):
+            return 0
+        return self.world.back.unconsumed_requests()
+
+    @property
+    def notifications(self) -> int:
+        """Events sent during the interleaving (either way)."""
+        return sum(1 for i in range(self.begin, len(self.trace))
+                   if self.trace[i].kind == "notify")
+
+    @property
+    def ring(self) -> RingState:
+        w = self.world
+        return ring_state(w.sring, w.front, w.back)
+
+
+def _what(event) -> str:
+    """A step's text: what the ring generator said, or the event channel's part."""
+    if "what" in event.fields:
+        return event.fields["what"]
+    if event.kind == "notify":
+        return f"EVTCHNOP_send: an event to the {event.fields['to']} end"
+    return f"woken by the event (upcall: ports {event.fields['ports']})"
+
+
+def lost_wakeup(final_check: bool, schedule: str = RACE, start: int = 0) -> Interleaving:
+    """A Stepper scenario (and ``.run()``): the lost wake-up race, with the back end going to
+    sleep with or without RING_FINAL_CHECK_FOR_REQUESTS (see the module docstring)."""
+    return Interleaving(final_check, schedule, start)
+
+
 # -- batching against notifications --------------------------------------------------------------
 def notification_sweep(depths: tuple[int, ...] = (1, 2, 4, 8, 16, 32), requests: int = 256
                        ) -> list[dict]:
@@ -478,6 +419,6 @@ def notification_sweep(depths: tuple[int, ...] = (1, 2, 4, 8, 16, 32), requests:
 
 
 __all__ = [
-    "MAX_REQUESTS", "SLOT_STATES", "RingBurst", "RingState", "RingWorld", "SlotView", "TwoEnds",
-    "each_copy", "notification_sweep", "ring_burst", "ring_state", "ring_world",
+    "MAX_REQUESTS", "RACE", "Interleaving", "RingBurst", "lost_wakeup", "notification_sweep",
+    "ring_burst",
 ]

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle, Wedge
 
 from ..errors import ConfigError
-from ..scenarios.ring_demo import SLOT_STATES, RingState
+from ..scenarios.ring_world import SLOT_STATES, RingState
 from .figure import _figure
 from .palette import GREY, OKABE_ITO, ROLES
 
