@@ -35,7 +35,8 @@ CHAPTER_OF_MODULE = {
     **dict.fromkeys(("test_checks_split_drivers", "test_split_drivers", "test_blkback_hostile",
                      "test_fuzz_blkback", "test_fuzz_ch03", "test_ring", "test_blkif",
                      "test_grant_table", "test_event_channel_op", "test_evtchn",
-                     "test_viz_ch03"), "03"),
+                     "test_viz_ch03", "test_ring_demo", "test_viz_ring", "test_split_attacks",
+                     "test_viz_split"), "03"),
 }
 
 
