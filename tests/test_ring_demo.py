@@ -9,7 +9,7 @@ import pytest
 
 from vmmlib.errors import ConfigError
 from vmmlib.hw.memory import PAGE_SHIFT
-from vmmlib.scenarios.ring_demo import notification_sweep, ring_burst
+from vmmlib.scenarios.ring_demo import lost_wakeup, notification_sweep, ring_burst
 from vmmlib.scenarios.ring_world import SLOT_STATES, ring_state, ring_world
 from vmmlib.scenarios.split_drivers import RING
 from vmmlib.xen.blkif import BLKIF_OP_READ, decode_request, decode_response
@@ -201,3 +201,65 @@ def test_responses_come_back_from_the_page_bytes():
     view = next(v for v in s.slots if v.state == "response")
     raw = burst.world.sring.read_slot(view.index)
     assert decode_response(raw) == view.response and view.label == f"#{view.response.id} OK"
+
+
+# --- the lost wake-up ---------------------------------------------------------------------------
+
+def test_without_the_final_check_the_wake_up_is_lost():
+    race = lost_wakeup(False).run()
+    assert race.stuck == 1 and race.notifications == 0
+    assert not race.runnable("back") and not race.runnable("front")
+    w = race.world
+    assert w.sring.req_prod == 2 and w.back.req_cons == 1  # request #1 sits in the ring
+    assert w.sring.req_event == 2  # ... and the back end asked for it too late
+    fatal = race.rows[race.fatal]
+    assert fatal[:2] == ("front", "push") and "no notification" in fatal[2]
+    # the back end had looked (and found nothing) just before, and wrote req_event just after
+    backs = [i for i, r in enumerate(race.rows) if r[0] == "back"]
+    assert backs[0] < race.fatal < backs[1] and "req_event = 0x2" in race.rows[backs[1]][2]
+    assert race.rows[-1][:2] == ("back", "sleep") and race.rescue is None
+    assert not w.dom0.evtchn.shared.pending(w.ports["back"])  # no event waits for it either
+
+
+def test_with_the_final_check_the_re_check_finds_the_request():
+    race = lost_wakeup(True).run()
+    assert race.stuck == 0 and race.notifications == 1  # the response's event only
+    w = race.world
+    assert w.back.req_cons == w.sring.req_prod == 2 and w.front.rsp_cons == 2
+    assert race.rows[race.fatal][2].endswith("no notification")  # the same stale read ...
+    assert race.rows[race.rescue] == ("back", "final-check", "re-check: 1 unconsumed requests")
+    assert race.rows[race.rescue - 1] == ("back", "final-check", "mb")  # ... after the barrier
+    assert race.rows[-1] == ("front", "sleep", "all answered")
+
+
+def test_other_schedules_lose_nothing_even_without_the_final_check():
+    for schedule in ("", "BB", "FFFFFF", "FB" * 10):
+        race = lost_wakeup(False, schedule).run()
+        assert race.stuck == 0 and race.fatal is None, schedule
+        assert race.world.front.rsp_cons == 2  # request #1 answered
+    early = lost_wakeup(False, "BB").run()  # req_event written before the push reads it
+    assert early.notifications == 2  # so the push notifies, and the response does
+
+
+def test_the_race_uses_the_ring_generators_and_wraps_too():
+    race = lost_wakeup(False, start=2**32 - 1).run()
+    assert race.stuck == 1
+    texts = [what for _, _, what in race.rows]
+    assert "req_prod = 0x1" in texts and "req_event = 0x0: no notification" in texts
+    assert {"wmb", "mb"} <= set(texts)  # the barriers of RING_PUSH_REQUESTS_AND_CHECK_NOTIFY
+
+
+def test_the_race_is_a_deterministic_stepper_scenario():
+    one, two = lost_wakeup(True), lost_wakeup(True)
+    results = []
+    while True:
+        results.append(one.step())
+        if not results[-1]:
+            break
+    two.run()
+    assert results[-1] is False and all(results[:-1]) and len(results) == len(one.rows)
+    assert [str(e) for e in one.trace] == [str(e) for e in two.trace]
+    assert not one.step()  # past the end: nothing more
+    for bad in ({"final_check": 1}, {"final_check": True, "schedule": "FX"}):
+        with pytest.raises(ConfigError):
+            lost_wakeup(**bad)

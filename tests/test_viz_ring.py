@@ -13,10 +13,16 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Wedge  # noqa: E402
 
 from vmmlib.errors import ConfigError  # noqa: E402
-from vmmlib.scenarios.ring_demo import ring_burst  # noqa: E402
+from vmmlib.scenarios.ring_demo import lost_wakeup, notification_sweep, ring_burst  # noqa: E402
 from vmmlib.scenarios.ring_world import SLOT_STATES  # noqa: E402
 from vmmlib.viz import Stepper  # noqa: E402
-from vmmlib.viz.ring import SLOT_COLOURS, plot_ring, ring_panel  # noqa: E402
+from vmmlib.viz.ring import (  # noqa: E402
+    SLOT_COLOURS,
+    plot_interleaving,
+    plot_notifications,
+    plot_ring,
+    ring_panel,
+)
 
 
 def texts(fig: Figure) -> list[str]:
@@ -108,3 +114,41 @@ def test_a_burst_stepped_to_the_end_and_drawn_takes_under_a_second():
         ring_panel(burst).savefig(io.BytesIO(), format="png")
         best = min(best, time.perf_counter() - t)
     assert best < 1.0
+
+
+def test_the_interleaving_picture_marks_the_fatal_moment():
+    lost, saved = lost_wakeup(False).run(), lost_wakeup(True).run()
+    fig = plot_interleaving(lost, saved, "The lost wake-up")
+    assert fig.get_suptitle() == "The lost wake-up" and len(fig.axes) == 2
+    left, right = fig.axes
+    assert "without" in left.get_title() and "FINAL_CHECK" in right.get_title()
+    assert left.get_xlabel().startswith("1 request stuck")
+    assert right.get_xlabel().startswith("0 requests stuck")
+    words = [t.get_text() for t in left.texts]
+    assert any("lost wake-up" in w for w in words)
+    assert any("re-check finds" in t.get_text() for t in right.texts)
+    for ax, run in ((left, lost), (right, saved)):
+        shown = [t.get_text() for t in ax.texts]
+        assert all(what in shown for _, _, what in run.rows)
+    assert fig.vmm_data[0]["fatal"] == lost.fatal and fig.vmm_data[1]["rescue"] == saved.rescue
+    one = plot_interleaving(lost, title="one run")
+    assert len(one.axes) == 1
+    with pytest.raises(ConfigError):
+        plot_interleaving(object(), title="x")
+
+
+def test_the_notification_plot_has_both_panels_labelled():
+    rows = notification_sweep(depths=(1, 2, 4), requests=16)
+    fig = plot_notifications(rows, "Batching")
+    assert fig.get_suptitle() == "Batching" and len(fig.axes) == 2
+    left, right = fig.axes
+    assert left.get_xscale() == "log" and "queue depth" in left.get_xlabel()
+    assert "per request" in left.get_ylabel() and "virtual time" in right.get_ylabel()
+    totals = [line for line in left.lines if line.get_label() == "both ways"][0]
+    assert list(totals.get_ydata()) == [r["per_request"] for r in rows]
+    heights = [p.get_height() + p.get_y() for p in right.patches[len(rows):]]
+    assert heights == pytest.approx([r["ns_per_request"] / 1000 for r in rows])
+    with pytest.raises(ConfigError):
+        plot_notifications([{"depth": 1}], "x")
+    with pytest.raises(ConfigError):
+        plot_notifications(rows, "")

@@ -320,7 +320,9 @@ class Interleaving(TwoEnds):
                     yield from self._answer(decode_request(raw))
             check_first = False
             if not (yield from self._check()):
-                yield self._row("back", "sleep", "sleep until an event")
+                yield self._row("back", "sleep", "sleep until an event"
+                                if w.back.unconsumed_requests() == 0
+                                else "sleep, with a request in the ring")
                 return
 
     def _answer(self, req: Request) -> Program:
@@ -381,7 +383,7 @@ def _what(event) -> str:
     if "what" in event.fields:
         return event.fields["what"]
     if event.kind == "notify":
-        return f"EVTCHNOP_send: an event to the {event.fields['to']} end"
+        return f"EVTCHNOP_send → {event.fields['to']} end"
     return f"woken by the event (upcall: ports {event.fields['ports']})"
 
 

@@ -25,7 +25,7 @@ from matplotlib.patches import Rectangle, Wedge
 from ..errors import ConfigError
 from ..scenarios.ring_world import SLOT_STATES, RingState
 from .figure import _figure
-from .palette import GREY, OKABE_ITO, ROLES
+from .palette import GREY, LIGHT_GREY, OKABE_ITO, ROLES
 
 R_OUT, R_IN = 1.0, 0.56  # the ring of slots
 LABEL_X, LABEL_GAP = 1.18, 0.125  # index label columns, their least vertical distance
@@ -205,4 +205,133 @@ def ring_panel(burst: Any) -> Figure:
     return plot_ring(ring, title)
 
 
-__all__ = ["SLOT_COLOURS", "SLOT_NAMES", "plot_ring", "ring_panel"]
+# -- the lost wake-up ---------------------------------------------------------------------------
+COLUMNS = {"front": 0.04, "back": 0.53}  # where each end's column starts (axes fraction)
+FATAL, RESCUE = OKABE_ITO["vermillion"], OKABE_ITO["bluish_green"]
+
+
+def _outcome(run: Any) -> str:
+    asleep = "the back end asleep" if not run.runnable("back") else "the back end awake"
+    return (f"{run.stuck} request{'s' if run.stuck != 1 else ''} stuck, {asleep}, "
+            f"{run.notifications} event{'s' if run.notifications != 1 else ''} sent")
+
+
+def _draw_timeline(ax, run: Any, rows: int) -> None:
+    ax.set_xlim(0, 1)
+    ax.set_ylim(rows + 0.6, -1.4)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.axvline(0.5, color=LIGHT_GREY, lw=0.8)
+    for side, x in COLUMNS.items():
+        ax.text(x, -0.9, f"{side} end ({'guest' if side == 'front' else 'dom0'})",
+                fontsize=8, fontweight="bold", color=OWNER_COLOURS[side], va="center")
+    for i, (actor, kind, what) in enumerate(run.rows):
+        mark = {run.fatal: FATAL, run.rescue: RESCUE}.get(i)
+        left = COLUMNS[actor] - 0.03
+        if mark is not None:
+            ax.axhspan(i - 0.45, i + 0.45, xmin=left, xmax=left + 0.48, color=mark, alpha=0.25,
+                       lw=0)
+        quiet = what in ("wmb", "rmb", "mb")
+        doomed = run.stuck and actor == "back" and kind == "sleep"  # asleep on a request
+        ax.text(0.0, i, str(i), fontsize=6, color=GREY, va="center", ha="left")
+        ax.text(COLUMNS[actor], i, what, fontsize=6.8, va="center",
+                color=GREY if quiet else FATAL if doomed else (
+                    OKABE_ITO["orange"] if kind == "notify" else ROLES["text"]),
+                fontweight="bold" if kind in ("sleep", "notify") or mark else "normal")
+        if mark is not None:
+            note = ("the re-check finds the request" if mark == RESCUE
+                    else "stale req_event: no event sent" if run.final_check
+                    else "the lost wake-up: stale req_event, no event")
+            ax.text(COLUMNS["back" if actor == "front" else "front"], i,
+                    f"◀ {note}" if actor == "front" else f"{note} ▶", fontsize=6.5,
+                    color=mark, va="center", fontweight="bold")
+    ax.set_xlabel(_outcome(run), fontsize=8)
+
+
+def plot_interleaving(a: Any, b: Any = None, title: str = "The lost wake-up") -> Figure:
+    """The steps of one or two ``lost_wakeup`` runs as two timelines (front end | back end),
+    one row per step, the fatal moment (the front end's push reading a req_event the back end
+    was about to move) and the re-check that rescues it marked; the outcome below each."""
+    runs = [r for r in (a, b) if r is not None]
+    if not runs or not all(hasattr(r, "rows") and hasattr(r, "final_check") for r in runs):
+        raise ConfigError("plot_interleaving draws lost_wakeup() runs (Interleaving)")
+    if not isinstance(title, str) or not title:
+        raise ConfigError("every picture has a title: give plot_interleaving one")
+    rows = max(len(r.rows) for r in runs)
+    fig = _figure(4.6 * len(runs), min(7.2, max(3.2, 1.3 + 0.17 * rows)))
+    axes = fig.subplots(1, len(runs), squeeze=False)[0]
+    for ax, run in zip(axes, runs, strict=True):
+        _draw_timeline(ax, run, rows)
+        ax.set_title("with RING_FINAL_CHECK_FOR_REQUESTS" if run.final_check
+                     else "without the final check (no re-check)", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.vmm_data = [{"final_check": r.final_check, "rows": r.rows, "fatal": r.fatal,
+                     "rescue": r.rescue, "stuck": r.stuck, "notifications": r.notifications}
+                    for r in runs]
+    return fig
+
+
+# -- batching against notifications --------------------------------------------------------------
+def _fraction(v: float) -> str:
+    """1/8 for 0.125, 2 for 2.0, else two decimals."""
+    if v >= 1:
+        return f"{v:g}"
+    inverse = 1 / v
+    return f"1/{round(inverse)}" if abs(inverse - round(inverse)) < 1e-9 else f"{v:.2f}"
+
+
+def plot_notifications(rows: list[dict], title: str) -> Figure:
+    """``notification_sweep`` rows: events per request each way against queue depth (log2
+    axis), and virtual time per request split into what the events cost and the rest."""
+    need = {"depth", "front_to_back", "back_to_front", "requests", "ns_per_request",
+            "notify_ns_per_request"}
+    if not rows or not all(isinstance(r, dict) and need <= set(r) for r in rows):
+        raise ConfigError("plot_notifications draws the rows of notification_sweep()")
+    if not isinstance(title, str) or not title:
+        raise ConfigError("every picture has a title: give plot_notifications one")
+    depth = [r["depth"] for r in rows]
+    fig = _figure(9, 4)
+    left, right = fig.subplots(1, 2)
+    styles = (("front_to_back", "front → back (req_event)", "front", "o-", 7),
+              ("back_to_front", "back → front (rsp_event)", "back", "o:", 11))
+    for key, label, colour, style, size in styles:  # the two often coincide: hollow rings
+        left.plot(depth, [r[key] / r["requests"] for r in rows], style, label=label,
+                  color=OWNER_COLOURS[colour], markersize=size,
+                  markerfacecolor=OWNER_COLOURS[colour] if size < 10 else "none", zorder=3)
+    both = [(r["front_to_back"] + r["back_to_front"]) / r["requests"] for r in rows]
+    left.plot(depth, both, "s--", color=ROLES["text"], label="both ways")
+    left.set_xscale("log", base=2)
+    left.set_yscale("log", base=2)
+    left.set_xlabel("queue depth: requests pushed per batch")
+    left.set_ylabel("notifications per request")
+    left.set_title("events sent", fontsize=9)
+    left.legend(fontsize=7.5, frameon=False)
+    notify = [r["notify_ns_per_request"] / 1000 for r in rows]
+    rest = [(r["ns_per_request"] - r["notify_ns_per_request"]) / 1000 for r in rows]
+    x = range(len(rows))
+    right.bar(x, rest, color=OKABE_ITO["sky_blue"], label="ring, blkback, grant map + unmap")
+    right.bar(x, notify, bottom=rest, color=OKABE_ITO["orange"],
+              label="events: hypercall + waking the other end")
+    right.set_xticks(list(x), [str(d) for d in depth])
+    right.set_xlabel("queue depth: requests pushed per batch")
+    right.set_ylabel("virtual time per request (µs, estimates)")
+    right.set_title("virtual time", fontsize=9)
+    right.legend(fontsize=7.5, frameon=False)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.set_xticks(depth, [str(d) for d in depth])
+    values = sorted({v for r in rows for v in (r["front_to_back"] / r["requests"],
+                                               r["back_to_front"] / r["requests"])} | set(both))
+    left.set_yticks([v for v in values if v > 0], [_fraction(v) for v in values if v > 0])
+    left.minorticks_off()
+    fig.suptitle(title, fontsize=10)
+    fig.vmm_data = rows
+    return fig
+
+
+__all__ = [
+    "SLOT_COLOURS", "SLOT_NAMES", "plot_interleaving", "plot_notifications", "plot_ring",
+    "ring_panel",
+]
