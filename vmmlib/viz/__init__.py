@@ -4,7 +4,8 @@
 until a name is used: matplotlib is loaded with the picture modules (``vmmlib.viz.portspace``,
 ``vmmlib.viz.memorymap``, ``vmmlib.viz.exitplots``, ``vmmlib.viz.serial``,
 ``vmmlib.viz.screen``, ``vmmlib.viz.swimlane``, chapter 02's ``vmmlib.viz.state_diagram`` and
-``vmmlib.viz.transfers``, chapter 03's ``vmmlib.viz.split_costs``, and their shared
+``vmmlib.viz.transfers``, chapter 03's ``vmmlib.viz.split_costs`` and ``vmmlib.viz.ring``
+(the ring picture, the lost wake-up's timelines, notifications per request), and their shared
 ``vmmlib.viz.figure``), ipywidgets with
 ``vmmlib.viz.stepper`` (and the chapters' state panels, ``vmmlib.viz.intercepts``), and
 ``import vmmlib`` never loads either. Plain Python: ``vmmlib.viz.palette`` (the colours),
@@ -36,6 +37,7 @@ _LAZY = {
     "state_diagram": ("plot_ide_states", "ide_state_data"),
     "transfers": ("plot_transfer_styles", "plot_backends", "plot_buffered_ring"),
     "split_costs": ("plot_paths", "plot_journey", "paths_data", "journey_steps"),
+    "ring": ("plot_ring", "ring_panel", "plot_interleaving", "plot_notifications"),
     "device_model": ("record", "Recording", "RecordedSteps", "ioreq_panel"),
     "readback": ("readback_table", "ReadbackTable"),
     "intercepts": ("serial_panel", "mmio_panel"),
