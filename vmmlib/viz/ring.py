@@ -10,8 +10,8 @@ to read), so what lies between a consumer's marker and its producer's is exactly
 has still to read. Every index is labelled with its free-running value in hex: started near
 2**32 they show the wrap (0xFFFFFFFF, then 0x00000000) while the slots go on round. Labels of
 the shared page's four indices are black, the front end's private ones blue, the back end's
-reddish purple. ``ring_panel(burst)`` is the picture for a ``Stepper`` (a Figure, titled with
-the last step). ``fig.vmm_data`` holds what was drawn.
+reddish purple. ``ring_panel(burst)`` is the same state as a text panel for a ``Stepper``
+(so that it highlights what each step changed). ``fig.vmm_data`` holds what was drawn.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ..errors import ConfigError
 from ..scenarios.ring_world import SLOT_STATES, RingState
 from .figure import _figure
 from .palette import GREY, LIGHT_GREY, OKABE_ITO, ROLES
+from .panels import Panel, key_value, text_block
 
 R_OUT, R_IN = 1.0, 0.56  # the ring of slots
 LABEL_X, LABEL_GAP = 1.18, 0.125  # index label columns, their least vertical distance
@@ -187,9 +188,12 @@ def plot_ring(state: RingState, title: str, ax: Any = None) -> Figure:
     return fig
 
 
-def ring_panel(burst: Any) -> Figure:
-    """The Stepper's state panel for ``ring_burst``: the ring after the last step, titled with
-    what that step did."""
+def ring_panel(burst: Any) -> Panel:
+    """The Stepper's state panel for a ring scenario (``ring_burst``, ``lost_wakeup``): what
+    the last step did, the shared page's four indices, each end's two private ones (each with
+    the slot it names), the slots in use as the page's bytes decode, and the events sent. A
+    text panel, so the Stepper highlights what the step changed; ``plot_ring`` draws the
+    same state as a picture."""
     ring = getattr(burst, "ring", None)
     if not isinstance(ring, RingState):
         raise ConfigError(f"ring_panel shows a scenario with .ring (a RingState), not "
@@ -199,10 +203,25 @@ def ring_panel(burst: Any) -> Figure:
         last = trace[len(trace) - 1]
         if last.actor == "xen":  # the event channel's row: name the step by its sender
             last = trace[len(trace) - 2]
-        title = f"after step {burst.steps}: {last.actor} {last.kind}"
+        done = f"{last.actor} {last.kind}"
     else:
-        title = "before the first step"
-    return plot_ring(ring, title)
+        done = "nothing yet"
+
+    def named(names: tuple[str, ...]) -> dict[str, str]:
+        return {n: f"{getattr(ring, n):#010x} (slot {ring.slot_of(getattr(ring, n)):>2})"
+                for n in names}
+
+    used = [f"slot {v.slot:>2}  {SLOT_NAMES[v.state]:<29} {v.label}"
+            for v in ring.slots if v.state != "free"]
+    events = sum(1 for e in trace.events("evtchn"))
+    return Panel(
+        key_value("last step", {"did": done}),
+        key_value("shared page", named(RingState.SHARED)),
+        key_value("front end (private)", named(RingState.PRIVATE[:2])),
+        key_value("back end (private)", named(RingState.PRIVATE[2:])),
+        text_block(f"slots in use ({len(used)} of {ring.size})", "\n".join(used) or "(none)"),
+        key_value("events", {"sent": events}),
+    )
 
 
 # -- the lost wake-up ---------------------------------------------------------------------------
