@@ -305,6 +305,14 @@ def _chapter_02_cells() -> list:
     return cells
 
 
+def _chapter_03_cells() -> list:
+    chapter = nbformat.read(ROOT / "notebooks" / "03-split-drivers.ipynb", as_version=4)
+    wanted = ("imports", "s2-widget", "s3-widget")
+    cells = [c for c in chapter.cells if c.get("id") in wanted]
+    assert len(cells) == len(wanted)
+    return cells
+
+
 #: Each chapter's stepper cells and the cells they need, in chapter order; and for each of its
 #: steppers, the words its log shows after two steps and what its panel must say then.
 CHAPTER_STEPPERS = (
@@ -312,6 +320,10 @@ CHAPTER_STEPPERS = (
     ("02", _chapter_02_cells, (("exit", ("ioreq", "NONE → [READY] → INPROCESS",
                                          "blocked on its ioreq slot")),
                                ("exit", ("ioreq",)))),
+    ("03", _chapter_03_cells, (("put-request", ("request written (not pushed)",
+                                                "req_prod_pvt: 0xffffffff")),
+                               ("put-request", ("request written (not pushed)",
+                                                "req_event: 0x00000001")))),
 )
 
 

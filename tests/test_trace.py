@@ -94,3 +94,10 @@ def test_clock_moves_forward_only():
     with pytest.raises(ValueError):
         c.advance(-1)
     assert c.now == 1000
+
+
+def test_ring_indices_print_in_hex_so_their_wrap_reads():
+    trace = Trace()
+    trace.add(1, "front", "push", req_prod=2**32 - 1, req_event=0, count=3)
+    line = str(trace[0])
+    assert "req_prod=0xffffffff" in line and "req_event=0x0" in line and "count=3" in line

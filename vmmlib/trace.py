@@ -37,8 +37,12 @@ class Event(NamedTuple):
 
 
 #: Fields that are addresses or bit patterns, printed in hex; other integers print in decimal.
+#: Shared-ring indices are free-running 32-bit counters: in hex their wrap past 2**32 reads.
+RING_INDICES = ("idx", "req_prod", "req_event", "rsp_prod", "rsp_event", "req_prod_pvt",
+                "rsp_cons", "rsp_prod_pvt", "req_cons")
 HEX_FIELDS = frozenset(
     {
+        *RING_INDICES,
         "port",
         "addr",
         "gpa",
