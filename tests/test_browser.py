@@ -321,9 +321,8 @@ CHAPTER_STEPPERS = (
                                          "blocked on its ioreq slot")),
                                ("exit", ("ioreq",)))),
     ("03", _chapter_03_cells, (("put-request", ("request written (not pushed)",
-                                                "req_prod_pvt: 0xffffffff")),
-                               ("put-request", ("request written (not pushed)",
-                                                "req_event: 0x00000001")))),
+                                                "0xffffffff (slot 31)")),
+                               ("put-request", ("request written (not pushed)", "rd #1 s8")))),
 )
 
 
