@@ -699,3 +699,41 @@ def test_uart_readback_table():
     lcr = next(r for r in rows if r.read == "LCR")
     assert lcr.readable and lcr.read_value == lcr.written == 0x03
     assert uart.read(2, 1) & 0xC0 == 0xC0  # the table did not disturb the UART
+
+
+# -- a REP INSW's worth at once ---------------------------------------------------------------
+@pytest.mark.parametrize("size", [2, 4])
+@pytest.mark.parametrize("first, count", [(0, 256), (3, 256), (0, 300), (100, 700), (0, 1000),
+                                          (255, 2), (0, 0)])
+def test_a_string_read_is_exactly_that_many_reads(size, first, count):
+    """Bus.read_string and the IDE data port's bulk path give what the loop of reads gives:
+    the same bytes, the same drive state, interrupts and history, across sector ends, the end
+    of the command and past it."""
+    runs = []
+    for bulk in (False, True):
+        clock, ide, irq = make()
+        bus = PortBus()
+        bus.claim(0x1F0, 8, ide.command_block, "ide")
+        task(ide, 5, 3, ata.CMD_READ_SECTORS)
+        settle(clock, ide)
+        head = [rd(ide, DATA, size) for _ in range(first)]
+        if bulk:
+            data = bus.read_string(0x1F0, size, count)
+        else:
+            data = b"".join(bus.read(0x1F0, size).to_bytes(size, "little") for _ in range(count))
+        settle(clock, ide)
+        runs.append((head, data, rd(ide, STATUS), irq.calls, ide.history, clock.now))
+    assert runs[0] == runs[1]
+    assert len(runs[1][1]) == count * size
+
+
+def test_a_string_read_of_a_device_without_a_bulk_path_reads_each_element():
+    bus = PortBus()
+    uart = Uart16550(Clock())
+    bus.claim(0x3F8, 8, uart, "COM1")
+    assert bus.read_string(0x3FD, 1, 3) == bytes([uart.read(5, 1)]) * 3  # LSR, three times
+    assert bus.read_string(0x2000, 2, 2) == b"\xff" * 4  # nobody answers: all ones
+    with pytest.raises(ConfigError):
+        bus.read_string(0x3F8, 1, -1)
+    with pytest.raises(BadSizeError):
+        bus.read_string(0x3F8, 3, 1)

@@ -91,6 +91,26 @@ class CommandBlock(_Port):
         self._check(offset, size)
         return ch._access(offset, size, None)
 
+    def read_string(self, offset: int, size: int, count: int) -> bytes:
+        """``count`` reads at once (a REP INSW's ioreq), exactly as ``count`` calls of
+        ``read``: the words of a sector up to (not including) its last come out of the buffer
+        as one slice; the last word — where the drive changes state — and every other access
+        go through ``read``."""
+        ch, out = self.channel, []
+        while count > 0:
+            if offset == 0 and (size == 2 or size == 4) and not ch._pending:
+                d = ch.drives[ch.unit]
+                if d.state == DRQ_IN:
+                    n = min(count, (SECTOR_SIZE - d.pos + size - 1) // size - 1)
+                    if n > 0:
+                        out.append(bytes(d.buffer[d.pos : d.pos + n * size]))
+                        d.pos += n * size
+                        count -= n
+                        continue
+            out.append(self.read(offset, size).to_bytes(size, "little"))
+            count -= 1
+        return b"".join(out)
+
     def write(self, offset: int, size: int, value: int) -> None:
         ch = self.channel
         if offset == 0 and (size == 2 or size == 4) and not ch._pending:

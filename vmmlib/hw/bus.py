@@ -138,6 +138,21 @@ class Bus:
             value |= self._read_byte((addr + i) % self.size) << (8 * i)
         return value
 
+    def read_string(self, addr: int, size: int, count: int) -> bytes:
+        """``count`` reads of ``size`` bytes at ``addr``, their bytes in order: what a REP INS
+        (or a device model serving one ioreq with ``count`` elements) reads. A device with a
+        ``read_string(offset, size, count)`` of its own answers in one call (it must give
+        exactly what ``count`` reads would); any other is read ``count`` times."""
+        if count.__class__ is not int or count < 0:
+            raise ConfigError(f"{self.name}: a string read has a count >= 0, not {count!r}")
+        self.check(addr, size)
+        r = self.find(addr)
+        if r is not None and addr + size - 1 <= r.end:
+            bulk = getattr(r.device, "read_string", None)
+            if bulk is not None:
+                return bulk(addr - r.base, size, count)
+        return b"".join(self.read(addr, size).to_bytes(size, "little") for _ in range(count))
+
     def write(self, addr: int, size: int, value: int) -> None:
         """Write ``size`` bytes of ``value`` at ``addr``; unclaimed bytes are dropped."""
         if (size.__class__ is not int or size not in self.sizes or addr.__class__ is not int

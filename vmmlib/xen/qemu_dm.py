@@ -136,10 +136,10 @@ class QemuDm:
         size, count = req.size, req.count
         low = req.data - (count - 1) * size if req.df else req.data  # DF=1: the buffer grows down
         if req.dir == IOREQ_READ:  # device → guest memory, through dom0's map of it
-            elements = [bus.read(req.addr, size).to_bytes(size, "little") for _ in range(count)]
-            if req.df:
-                elements.reverse()
-            self.guest.write_bytes(low, b"".join(elements))
+            data = bus.read_string(req.addr, size, count)
+            if req.df:  # the first element read lands at the highest address
+                data = b"".join(data[i : i + size] for i in range(len(data) - size, -1, -size))
+            self.guest.write_bytes(low, data)
         else:
             data = self.guest.read_bytes(low, count * size)
             order = range(count - 1, -1, -1) if req.df else range(count)
