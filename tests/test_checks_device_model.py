@@ -9,7 +9,6 @@ tests prove the case lists and the replay themselves.
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 import subprocess
 import sys
@@ -17,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chapter_checks import assert_withheld_are_the_cores
+from chapter_checks import solution_answers as run_answer_cells
 
 from vmmlib.course.checks import device_model as chapter
 from vmmlib.course.checks.judge import judge, reference_results
 from vmmlib.course.checks.plain import VALUE
 from vmmlib.course.checks.runner import run
-from vmmlib.course.withheld import dotted_name, source_file, withheld_by, write_stubbed_package
+from vmmlib.course.withheld import dotted_name, withheld_by, write_stubbed_package
 
 Q1, Q2, Q3, Q4 = chapter.CHAPTER.questions
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,12 +45,7 @@ def answers(question):
 
 def solution_answers() -> dict:
     """The solution notebook's answer cells, run here."""
-    namespace: dict = {}
-    nb = json.loads(SOLUTION.read_text())
-    for cell in nb["cells"]:
-        if "answer" in cell["metadata"].get("tags", []):
-            exec("".join(cell["source"]), namespace)
-    return namespace
+    return run_answer_cells(SOLUTION)
 
 
 def answer_source(cell_id: str) -> str:
@@ -326,13 +322,7 @@ WITHHELD = withheld_by(chapter.CHAPTER.questions)
 def test_each_question_withholds_the_core_function_that_answers_it():
     names = {dotted_name(fn): label for fn, label in WITHHELD.items()}
     assert set(names.values()) == {"q1", "q2", "q3", "q4"}
-    for fn in WITHHELD:
-        assert inspect.isfunction(fn)
-        source_file(fn)  # a file of the core, not of vmmlib.course or vmmlib.viz
-        owner = importlib.import_module(fn.__module__)
-        for part in fn.__qualname__.split("."):
-            owner = getattr(owner, part)
-        assert owner is fn, f"{dotted_name(fn)} does not resolve to the declared function"
+    assert_withheld_are_the_cores(WITHHELD)
     assert names[dotted_name(decode)] == "q1"
     assert names[dotted_name(chapter.ide_read)] == "q2"
     assert names[dotted_name(BufferedIoreqPage.push)] == "q3"

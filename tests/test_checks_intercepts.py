@@ -8,18 +8,18 @@ real hardware can produce.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import subprocess
 import sys
 
 import pytest
+from chapter_checks import assert_withheld_are_the_cores
 
 import vmmlib
 from vmmlib.course.checks import intercepts as chapter
 from vmmlib.course.checks.judge import reference_results
 from vmmlib.course.checks.plain import VALUE
-from vmmlib.course.withheld import dotted_name, source_file, withheld_by, write_stubbed_package
+from vmmlib.course.withheld import dotted_name, withheld_by, write_stubbed_package
 
 Q1, Q2, Q3 = chapter.Q1, chapter.Q2, chapter.Q3
 decode_vmx_io_qualification = chapter.decode_vmx_io_qualification  # named in one place only
@@ -147,13 +147,7 @@ WITHHELD = withheld_by(chapter.CHAPTER.questions)
 def test_each_question_withholds_the_core_function_that_answers_it():
     names = {dotted_name(fn): label for fn, label in WITHHELD.items()}
     assert set(names.values()) == {"q1", "q2", "q3"}
-    for fn in WITHHELD:
-        assert inspect.isfunction(fn)
-        source_file(fn)  # a file of the core, not of vmmlib.course or vmmlib.viz
-        owner = importlib.import_module(fn.__module__)
-        for part in fn.__qualname__.split("."):
-            owner = getattr(owner, part)
-        assert owner is fn, f"{dotted_name(fn)} does not resolve to the declared function"
+    assert_withheld_are_the_cores(WITHHELD)
     assert names[dotted_name(vmmlib.classify_fault)] == "q3"
     assert names[dotted_name(vmmlib.VmxIoBitmaps.exits)] == "q1"
     assert names[dotted_name(decode_vmx_io_qualification)] == "q2"

@@ -8,14 +8,14 @@ tests prove the case lists and the references themselves.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from chapter_checks import assert_withheld_are_the_cores
+from chapter_checks import solution_answers as run_answer_cells
 
 from vmmlib.course.checks import split_drivers as chapter
 from vmmlib.course.checks import split_drivers_grants as grants
@@ -23,7 +23,7 @@ from vmmlib.course.checks import split_drivers_runs as runs
 from vmmlib.course.checks.judge import judge, reference_results
 from vmmlib.course.checks.plain import VALUE
 from vmmlib.course.checks.runner import run
-from vmmlib.course.withheld import dotted_name, source_file, withheld_by, write_stubbed_package
+from vmmlib.course.withheld import dotted_name, withheld_by, write_stubbed_package
 from vmmlib.guest import blkfront
 from vmmlib.scenarios.split_drivers import io_program, split_machine
 from vmmlib.xen.grant_table import GTF_readonly
@@ -240,13 +240,7 @@ WITHHELD = withheld_by(chapter.CHAPTER.questions)
 def test_each_question_withholds_the_core_function_that_answers_it():
     names = {dotted_name(fn): label for fn, label in WITHHELD.items()}
     assert set(names.values()) == set(QUESTIONS)
-    for fn in WITHHELD:
-        assert inspect.isfunction(fn)
-        source_file(fn)  # a file of the core, not of vmmlib.course or vmmlib.viz
-        owner = importlib.import_module(fn.__module__)
-        for part in fn.__qualname__.split("."):
-            owner = getattr(owner, part)
-        assert owner is fn, f"{dotted_name(fn)} does not resolve to the declared function"
+    assert_withheld_are_the_cores(WITHHELD)
     assert names["vmmlib.xen.ring.should_notify"] == "q1"
     assert names["vmmlib.xen.blkif.segments_for_buffer"] == "q2"
     assert names["vmmlib.guest.blkfront.chunks"] == "q2"
@@ -281,12 +275,7 @@ def test_the_stubbed_package_withholds_them_and_the_cases_still_build(tmp_path):
 
 def solution_answers() -> dict:
     """The solution notebook's answer cells, run here."""
-    namespace: dict = {}
-    nb = json.loads(SOLUTION.read_text())
-    for cell in nb["cells"]:
-        if "answer" in cell["metadata"].get("tags", []):
-            exec("".join(cell["source"]), namespace)
-    return namespace
+    return run_answer_cells(SOLUTION)
 
 
 @pytest.mark.skipif(not SOLUTION.exists(), reason="the solution notebook is not written yet")
