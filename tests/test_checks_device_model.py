@@ -20,6 +20,7 @@ from chapter_checks import assert_withheld_are_the_cores
 from chapter_checks import solution_answers as run_answer_cells
 
 from vmmlib.course.checks import device_model as chapter
+from vmmlib.course.checks import device_model_replay as replay_checks
 from vmmlib.course.checks.judge import judge, reference_results
 from vmmlib.course.checks.plain import VALUE
 from vmmlib.course.checks.runner import run
@@ -138,7 +139,7 @@ def test_q2_cases_cover_every_byte_of_the_address_both_drives_and_a_busy_disk():
     assert 0 in lbas
     # the last sector a 28-bit command reaches: IDENTIFY's LBA28 capacity saturates at
     # 2**28 - 1 sectors (ATA; QEMU ide_identify_size), so LBAs run to 2**28 - 2
-    assert max(lbas) == chapter.LBA28_LAST == 0x0FFFFFFE
+    assert max(lbas) == replay_checks.LBA28_LAST == 0x0FFFFFFE
     assert {drive for _, drive, _ in cases} == {0, 1}
     assert any(busy and drive == 0 for _, drive, busy in cases)
     assert any(busy and drive == 1 for _, drive, busy in cases)
@@ -146,14 +147,14 @@ def test_q2_cases_cover_every_byte_of_the_address_both_drives_and_a_busy_disk():
 
 
 def test_q2_pattern_disks_differ_in_every_sector_and_between_drives():
-    a, b = chapter.PatternDisk(0), chapter.PatternDisk(1)
+    a, b = replay_checks.PatternDisk(0), replay_checks.PatternDisk(1)
     sectors = {a.sector(n) for n in (0, 1, 0x100, 0x10000)} | {b.sector(0), b.sector(1)}
     assert len(sectors) == 6 and all(len(s) == 512 for s in sectors)
-    assert a.read(5, 1) == (a.sector(5), chapter.READ_NS)
+    assert a.read(5, 1) == (a.sector(5), replay_checks.READ_NS)
 
 
 def _polled(lba, drive):
-    return chapter._reference_driver(lba, drive)
+    return replay_checks._reference_driver(lba, drive)
 
 
 def test_q2_a_busy_disk_ignores_a_driver_that_does_not_wait():
@@ -168,10 +169,10 @@ def test_q2_a_busy_disk_ignores_a_driver_that_does_not_wait():
             pass
         return bytes((yield Ins(0x1F0, 1, 1)))
 
-    idle = chapter.replay(hasty(9, 0), busy=False)
+    idle = replay_checks.replay(hasty(9, 0), busy=False)
     assert idle["task_file"]["lba_low"] == 9 and idle["disk_reads"] == [[0, 9]]
-    with pytest.raises(chapter.DriverError, match="port accesses"):
-        chapter.replay(hasty(9, 0), busy=True)  # the command was ignored: DRQ never comes
+    with pytest.raises(replay_checks.DriverError, match="port accesses"):
+        replay_checks.replay(hasty(9, 0), busy=True)  # the command was ignored: DRQ never comes
 
 
 def test_q2_replay_reports_what_it_cannot_run():
@@ -187,19 +188,19 @@ def test_q2_replay_reports_what_it_cannot_run():
         yield Ins(0x1F0, 2, 256, addr=0x1000)
 
     for driver, message in ((halts, "polled"), (loads, "not Load"), (to_memory, "without addr")):
-        with pytest.raises(chapter.DriverError, match=message):
-            chapter.replay(driver(0, 0))
-    with pytest.raises(chapter.DriverError, match="generator"):
-        chapter.replay(b"bytes")
-    got, errors, _ = run(Q2, chapter.replayed(lambda lba, drive: b"\0" * 512))
+        with pytest.raises(replay_checks.DriverError, match=message):
+            replay_checks.replay(driver(0, 0))
+    with pytest.raises(replay_checks.DriverError, match="generator"):
+        replay_checks.replay(b"bytes")
+    got, errors, _ = run(Q2, replay_checks.replayed(lambda lba, drive: b"\0" * 512))
     assert got[0].kind == "raised" and "generator" in got[0].payload
 
 
 def test_q2_replay_is_deterministic_and_reports_plain_data():
-    first = chapter.replay(_polled(0x123456, 1), busy=True)
-    assert first == chapter.replay(_polled(0x123456, 1), busy=True)
+    first = replay_checks.replay(_polled(0x123456, 1), busy=True)
+    assert first == replay_checks.replay(_polled(0x123456, 1), busy=True)
     assert json.loads(json.dumps(first)) == first
-    assert chapter.digest(None) is None and chapter.digest([1]) == "not bytes: list"
+    assert replay_checks.digest(None) is None and replay_checks.digest([1]) == "not bytes: list"
 
 
 # --- q3 --------------------------------------------------------------------------------------
@@ -272,7 +273,7 @@ def test_q4_answers_follow_the_read_back_tables():
 
 def test_the_solution_scores_full_marks_and_a_blank_answer_zero():
     ns = solution_answers()
-    answers_of = {"q1": ns["decode_ioreq"], "q2": chapter.replayed(ns["read_sector"]),
+    answers_of = {"q1": ns["decode_ioreq"], "q2": replay_checks.replayed(ns["read_sector"]),
                   "q3": ns["buffered_write"], "q4": ns["readback"]}
 
     def blank(*args):
@@ -281,7 +282,8 @@ def test_the_solution_scores_full_marks_and_a_blank_answer_zero():
     for question in chapter.CHAPTER.questions:
         assert verdict(question, answers_of[question.label]).passed, question.label
         cases = list(question.cases())
-        got, _, _ = run(question, blank if question.label != "q2" else chapter.replayed(blank))
+        answer = replay_checks.replayed(blank) if question.label == "q2" else blank
+        got, _, _ = run(question, answer)
         result = judge(question, cases, reference_results(question, cases), got)
         assert result.lines[0].endswith(f" 0/{len(cases)} cases correct"), question.label
         assert "raise NotImplementedError" in result.text
@@ -324,7 +326,7 @@ def test_each_question_withholds_the_core_function_that_answers_it():
     assert set(names.values()) == {"q1", "q2", "q3", "q4"}
     assert_withheld_are_the_cores(WITHHELD)
     assert names[dotted_name(decode)] == "q1"
-    assert names[dotted_name(chapter.ide_read)] == "q2"
+    assert names[dotted_name(replay_checks.ide_read)] == "q2"
     assert names[dotted_name(BufferedIoreqPage.push)] == "q3"
     assert names[dotted_name(IdeController.readback_table)] == "q4"
 
@@ -334,10 +336,10 @@ def test_the_stubbed_package_withholds_them_and_the_replay_still_runs(tmp_path):
     driver = answer_source("q2-answer")
     code = (
         "import numpy as np\n"
-        "from vmmlib.course.checks import device_model as c\n"
+        "from vmmlib.course.checks import device_model as c, device_model_replay as r\n"
         "calls = (lambda: c.decode(bytes(32)),\n"
         "         lambda: c.BufferedIoreqPage(np.zeros(4096, np.uint8)).push(1, 0xA0000, 1, 0),\n"
-        "         lambda: next(c.ide_read(0)),\n"
+        "         lambda: next(r.ide_read(0)),\n"
         "         lambda: c.IdeController(c.Clock(), c.PatternDisk(0)).readback_table(),\n"
         "         lambda: c.uart_readback_table(c.Uart16550(c.Clock())))\n"
         "for call in calls:\n"
@@ -346,7 +348,7 @@ def test_the_stubbed_package_withholds_them_and_the_replay_still_runs(tmp_path):
         "    except RuntimeError as error:\n"
         "        print(str(error).split(' is not available while grading ')[1][:2])\n"
         f"{driver}\n"
-        "print(c.replay(read_sector(0x123, 1), busy=True)['disk_reads'])\n"
+        "print(r.replay(read_sector(0x123, 1), busy=True)['disk_reads'])\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path, env={"PYTHONPATH": str(copy.parent), "PATH": "/usr/bin"})
