@@ -194,6 +194,14 @@ def test_state_panel_can_be_a_figure_or_a_widget():
     assert s.state.children[0] is label and s.state_text() == "RIP 0x1003"  # one store done
 
 
+def test_a_stacked_stepper_puts_its_log_above_the_panel():
+    beside, stacked = Stepper(three_faults), Stepper(three_faults, stacked=True, log_lines=4)
+    for s, box in ((beside, ipywidgets.HBox), (stacked, ipywidgets.VBox)):
+        panels = s.widget.children[-1]
+        assert type(panels) is box and panels.children == (s.log, s.state)
+    assert len(stacked.log_text().splitlines()) <= 5  # four lines and "… earlier events"
+
+
 def _emulated_hello(vendor: str = "vmx") -> Vcpu:
     machine = Machine(ram=64 * MIB)
     dom = machine.add_domain("dom1", 16 * MIB, vendor=vendor)

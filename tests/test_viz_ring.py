@@ -20,6 +20,7 @@ from vmmlib.viz.ring import (  # noqa: E402
     plot_notifications,
     plot_ring,
     ring_panel,
+    ring_picture,
 )
 
 
@@ -148,3 +149,18 @@ def test_the_notification_plot_has_both_panels_labelled():
         plot_notifications([{"depth": 1}], "x")
     with pytest.raises(ConfigError):
         plot_notifications(rows, "")
+
+
+def test_the_ring_picture_steps_with_the_burst_and_names_the_last_step():
+    stepper = Stepper(ring_burst, render=ring_picture, stacked=True, log_lines=5, start="first")
+    assert "after the last step: nothing yet" in stepper.state_text()
+    stepper.step_button.click()
+    first = bytes(stepper.state.children[0].value)
+    assert first.startswith(b"\x89PNG")
+    assert "after the last step: front put-request" in stepper.state_text()
+    assert "req_prod_pvt 0xFFFFFFFE" in stepper.state_text()
+    stepper.step_button.click()
+    assert bytes(stepper.state.children[0].value) != first  # the picture follows the ring
+    assert "req_prod_pvt 0xFFFFFFFF" in stepper.state_text()
+    with pytest.raises(ConfigError):
+        ring_picture(object())

@@ -37,7 +37,7 @@ _LAZY = {
     "state_diagram": ("plot_ide_states", "ide_state_data"),
     "transfers": ("plot_transfer_styles", "plot_backends", "plot_buffered_ring"),
     "split_costs": ("plot_paths", "plot_journey", "paths_data", "journey_steps"),
-    "ring": ("plot_ring", "ring_panel", "plot_interleaving", "plot_notifications"),
+    "ring": ("plot_ring", "ring_panel", "ring_picture", "plot_interleaving", "plot_notifications"),
     "device_model": ("record", "Recording", "RecordedSteps", "ioreq_panel"),
     "readback": ("readback_table", "ReadbackTable"),
     "intercepts": ("serial_panel", "mmio_panel"),

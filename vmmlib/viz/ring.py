@@ -157,16 +157,17 @@ def _draw_key(ax, beside: bool, touched: bool) -> None:
         y -= dy
 
 
-def plot_ring(state: RingState, title: str, ax: Any = None) -> Figure:
-    """The ring picture of ``state`` (see the module docstring), on ``ax`` or a new 9 x 5 in
-    figure; the legend sits right of the circle."""
+def plot_ring(state: RingState, title: str, ax: Any = None,
+              size: tuple[float, float] = (9, 5)) -> Figure:
+    """The ring picture of ``state`` (see the module docstring), on ``ax`` or a new figure of
+    ``size`` inches; the legend sits right of the circle."""
     if not isinstance(state, RingState):
         raise ConfigError(f"plot_ring draws a RingState (ring_demo.ring_state), not "
                           f"{type(state).__name__}")
     if not isinstance(title, str) or not title:
         raise ConfigError("every picture has a title: give plot_ring one")
     if ax is None:  # fixed places (a constrained layout would draw every text twice)
-        fig = _figure(9, 5)
+        fig = _figure(*size)
         fig.set_layout_engine("none")
         ax = fig.add_axes((0.0, 0.0, 0.79, 0.93))
         key = fig.add_axes((0.79, 0.1, 0.21, 0.8))
@@ -188,6 +189,28 @@ def plot_ring(state: RingState, title: str, ax: Any = None) -> Figure:
     return fig
 
 
+def _last_step(trace: Any) -> str:
+    """What the last step did, by its actor and kind (the event channel's row is named by the
+    step that sent it)."""
+    if not len(trace):
+        return "nothing yet"
+    last = trace[len(trace) - 1]
+    if last.actor == "xen" and len(trace) > 1:
+        last = trace[len(trace) - 2]
+    return f"{last.actor} {last.kind}"
+
+
+def ring_picture(burst: Any) -> Figure:
+    """The Stepper's picture for a ring scenario: ``plot_ring`` of its ring, titled with what
+    the last step did, sized for a stacked Stepper at 1366 x 768
+    (``Stepper(ring_burst, render=ring_picture, stacked=True, log_lines=5)``)."""
+    ring = getattr(burst, "ring", None)
+    if not isinstance(ring, RingState):
+        raise ConfigError(f"ring_picture shows a scenario with .ring (a RingState), not "
+                          f"{type(burst).__name__}")
+    return plot_ring(ring, f"after the last step: {_last_step(burst.trace)}", size=(9, 4.3))
+
+
 def ring_panel(burst: Any) -> Panel:
     """The Stepper's state panel for a ring scenario (``ring_burst``, ``lost_wakeup``): what
     the last step did, the shared page's four indices, each end's two private ones (each with
@@ -199,13 +222,7 @@ def ring_panel(burst: Any) -> Panel:
         raise ConfigError(f"ring_panel shows a scenario with .ring (a RingState), not "
                           f"{type(burst).__name__}")
     trace = burst.trace
-    if len(trace):
-        last = trace[len(trace) - 1]
-        if last.actor == "xen":  # the event channel's row: name the step by its sender
-            last = trace[len(trace) - 2]
-        done = f"{last.actor} {last.kind}"
-    else:
-        done = "nothing yet"
+    done = _last_step(trace)
 
     def named(names: tuple[str, ...]) -> dict[str, str]:
         return {n: f"{getattr(ring, n):#010x} (slot {ring.slot_of(getattr(ring, n)):>2})"

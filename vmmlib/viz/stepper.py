@@ -41,7 +41,9 @@ with ``registers()``; chapters give their scenarios panels of their own
 **Layout**, made for a 1366x768 laptop: a title and status line, one row of buttons first /
 back / step / last, a ``Play`` linked to the step slider (``jslink`` in the browser, and on
 the Python side too so it also works headless), then the event log beside the state panel.
-The log shows the trace up to the current step in compact lines (``vmmlib.viz.text``) that
+A scenario whose panel is a wide picture passes ``stacked=True`` (and a short ``log_lines``): the
+log sits above the picture instead of beside it. The log shows the trace up to the current step
+in compact lines (``vmmlib.viz.text``) that
 never wrap (a record too long for its box scrolls sideways); the last step's events are
 highlighted. Tests drive it with ``button.click()`` and read ``index``, ``log_text()`` and
 ``state_text()``.
@@ -148,6 +150,7 @@ class Stepper:
         play_interval_ms: int = 400,
         title: str | None = None,
         start: int | str = "last",
+        stacked: bool = False,
     ) -> None:
         if not callable(scenario):
             raise ConfigError(
@@ -162,6 +165,7 @@ class Stepper:
         self._render = render or render_state
         self.max_steps = max_steps
         self.log_lines = log_lines
+        self.stacked = stacked
         self.title = title
         self.marks, self._widths = self._discover()  # marks[k]: trace length after k steps
         self.total = len(self.marks) - 1
@@ -311,12 +315,15 @@ class Stepper:
             layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
         )
         controls.add_class("vmm-stepper-controls")
-        panels = widgets.HBox(
-            [self.log, self.state],
-            layout=widgets.Layout(
-                flex_flow="row wrap", align_items="flex-start", grid_gap="0 18px"
-            ),
-        )
+        if self.stacked:  # a wide picture: the log above it, both the cell's full width
+            panels = widgets.VBox([self.log, self.state])
+        else:
+            panels = widgets.HBox(
+                [self.log, self.state],
+                layout=widgets.Layout(
+                    flex_flow="row wrap", align_items="flex-start", grid_gap="0 18px"
+                ),
+            )
         self.widget = widgets.VBox([self._title, controls, self.status, panels])
         self.widget.add_class("vmm-stepper")  # a stable hook for browser tests and styling
 
