@@ -18,7 +18,9 @@ for var, sub in {
 
 #: Test files that take long in wall time (waiting on timeouts, kernels, a browser): run first,
 #: so that with ``-n 2 --dist loadfile`` the other worker shares out everything else meanwhile.
-SLOW_FIRST = ("test_course_grading.py", "test_browser.py", "test_course_nbval.py")
+SLOW_FIRST = ("test_course_grading.py", "test_browser.py", "test_course_nbval.py",
+              "03-split-drivers.ipynb", "02-device-model.ipynb", "test_checks_mutants.py",
+              "01-intercepts.ipynb")
 
 
 def pytest_collection_modifyitems(session, config, items):
