@@ -6,7 +6,8 @@ knowing only its control block (``vmmlib.cpu.vmcs``) and the physical machine:
 * port I/O whose bits are clear in the intercept map goes straight to the machine's device
   (the domain owns it); otherwise the CPU **exits**: it writes the exit fields in the vendor's
   real format into the control block, traces the exit record and jumps to the handler's entry
-  point (the host RIP), then re-enters the guest;
+  point (the host RIP), then re-enters the guest; REP INS/OUTS exit once per page of their
+  memory operand (``vmmlib.cpu.port_io``);
 * a load or store walks the shadow table; a present entry reaches machine memory directly, a
   missing (or read-only, for a store) one makes a #PF exit; an access that crosses a page is
   checked on both pages before any byte moves, as x86 does (``vmmlib.cpu.memory_access``);
@@ -44,12 +45,10 @@ from ..errors import (
     GuestProgramError,
 )
 from ..hw.machine import PhysicalMachine
-from ..hw.memory import PAGE_MASK, PAGE_SIZE
 from ..trace import Schema
 from .exits import (
     EXIT_REASON_HLT,
     EXIT_REASON_INVLPG,
-    EXIT_REASON_IO_INSTRUCTION,
     EXIT_REASON_VMCALL,
     HYPERCALL_ENTRY,
     INTERRUPT_ENTRY,
@@ -65,11 +64,7 @@ from .exits import (
     VMX_HLT_EXIT,
     VMX_INVLPG_EXIT,
     VMX_IO_EXIT,
-    VMX_STRING_IO_EXIT,
     VMX_VMCALL_EXIT,
-    PortAccess,
-    svm_ioio_exitinfo1,
-    vmx_io_qualification,
 )
 from .memory_access import PV, SVM, VMX, GuestMemoryAccess
 from .ops import (
@@ -88,19 +83,8 @@ from .ops import (
     StoreBlock,
     Xchg,
 )
+from .port_io import INSN_LEN, GuestPortIo
 from .vmcs import ControlBlock
-
-#: Nominal instruction lengths (bytes) for RIP bookkeeping: IN/OUT with DX, REP INS/OUTS,
-#: a MOV to or from memory, XCHG, LOCK CMPXCHG, REP MOVSB, INVLPG (0F 01 /7), VMCALL (0F 01 C1).
-INSN_LEN = {
-    In: 1, Out: 1, Ins: 2, Outs: 2, Load: 3, Store: 3, Xchg: 3, Cmpxchg: 4, StoreBlock: 2,
-    LoadBlock: 2, Invlpg: 3, Hlt: 1, Hypercall: 3,
-}
-
-#: How many bytes of a REP INS/OUTS the hypervisor moves per exit: one page of the memory
-#: operand (derived from Xen's xen/arch/x86/hvm/emulate.c, which clips the repetitions to
-#: what one page holds and retries the instruction when fewer were done than asked).
-REP_BYTES_PER_EXIT = PAGE_SIZE
 
 #: Operations ``run()`` executes per call of the loop (see ``run``).
 RUN_CHUNK = 1024
@@ -137,7 +121,7 @@ def describe_error(exc: BaseException) -> str:
     return describe(f"{name}: {message}" if message else name, 400).strip("'\"")
 
 
-class VirtualCpu(GuestMemoryAccess):
+class VirtualCpu(GuestPortIo, GuestMemoryAccess):
     """One virtual CPU running the guest generator ``program`` under ``control``."""
 
     def __init__(
@@ -323,102 +307,6 @@ class VirtualCpu(GuestMemoryAccess):
             reason = f"internal error of the model: {reason}"
         self._record((self._clock.now, self._crashed, reason))
         return False
-
-    # -- port I/O ----------------------------------------------------------------------------
-    def _string_io(self, op: Ins | Outs) -> Any:
-        """(REP) INS/OUTS. The hypervisor emulates at most one page of the memory operand per
-        exit (as Xen's emulator clips the repetitions to the page and re-runs the instruction
-        for the rest), so a long REP takes several exits, never an unbounded one."""
-        is_in = op.__class__ is Ins
-        if not self.control.io_intercepts.exit_lookup[op.size][op.port]:
-            return self._direct_string_io(op, is_in)
-        if self._mode == PV:
-            return self._pv_trap_io(op, is_in)
-        acc = PortAccess.unchecked(op.port, op.size, is_in, True, op.rep)
-        control = self.control
-        values = None if is_in or op.addr is not None else list(op.values)
-        done: list[int] = []
-        first = 0
-        while first < op.count:
-            if op.addr is None:
-                n = min(REP_BYTES_PER_EXIT // op.size, op.count - first)
-            else:  # up to the end of the memory operand's page (at least one element)
-                at = op.addr + first * op.size
-                n = max(1, min((PAGE_SIZE - (at & PAGE_MASK)) // op.size, op.count - first))
-            self.string_count = n
-            self.string_address = None if op.addr is None else op.addr + first * op.size
-            if values is not None:
-                self.string_buffer = values[first : first + n]
-            if self._mode == VMX:
-                control.exit_reason = EXIT_REASON_IO_INSTRUCTION
-                control.exit_qualification = q = vmx_io_qualification(acc)
-                control.instruction_len = INSN_LEN[op.__class__]
-                self._exit((VMX_STRING_IO_EXIT.id, q))
-            else:
-                control.exitcode, control.exitinfo2 = VMEXIT_IOIO, self.rip
-                control.exitinfo1 = info1 = svm_ioio_exitinfo1(acc)
-                self._exit((SVM_IO_EXIT.id, info1, self.rip))
-            control.host_rip(self)
-            self._clock.now += self._entry_ns
-            if is_in:
-                done += self.string_buffer
-            first += n
-        return done if is_in else None
-
-    def _direct_string_io(self, op: Ins | Outs, is_in: bool) -> Any:
-        """A REP INS/OUTS on a port the domain owns: no exit; with a memory operand the CPU
-        moves the bytes through its own page tables, as a block move does."""
-        if op.addr is None:
-            return self._direct_io(op, is_in, True)
-        size = op.size
-        if is_in:
-            values = self._direct_io(Ins(op.port, size, op.count), True, True)
-            data = b"".join(v.to_bytes(size, "little") for v in values)
-            self._block(StoreBlock(op.addr, data))
-            return values
-        data = self._block(LoadBlock(op.addr, op.count * size))
-        values = [int.from_bytes(data[i : i + size], "little") for i in range(0, len(data), size)]
-        self._direct_io(Outs(op.port, size, values), False, True)
-        return None
-
-    def _pv_trap_io(self, op: Any, is_in: bool) -> Any:
-        """A PV guest may not execute IN/OUT on a port Xen has not granted it: #GP, which
-        traps into Xen (it owns the IDT); Xen decodes and emulates the instruction."""
-        self.instruction = op
-        if op.__class__ in (Ins, Outs):
-            self.string_count = op.count
-            self.string_address = op.addr
-            self.string_buffer = [] if is_in or op.addr is not None else list(op.values)
-        elif not is_in:
-            self.rax = op.value
-        t = self._clock.advance(self._exit_ns)
-        self._record((t, PV_GP_TRAP.id, self.rip))
-        result = self.control.trap_entry(self, 13, 0, 0)
-        self._clock.now += self._entry_ns
-        if op.__class__ is Ins:
-            return self.string_buffer
-        return result
-
-    def _direct_io(self, op: Any, is_in: bool, string: bool) -> Any:
-        bus = self.machine.ports
-        if string:
-            n = op.count
-            if is_in:
-                result: Any = [bus.read(op.port, op.size) for _ in range(n)]
-            else:
-                for v in op.values:
-                    bus.write(op.port, op.size, v)
-                result = None
-        else:
-            n = 1
-            if is_in:
-                result = bus.read(op.port, op.size)
-            else:
-                bus.write(op.port, op.size, op.value)
-                result = None
-        t = self._clock.advance(n * self.machine.costs.native_port_io_ns)
-        self._record((t, self._io_in if is_in else self._io_out, op.port, n))
-        return result
 
     # -- exits -------------------------------------------------------------------------------
     def _exit(self, row: tuple) -> None:
