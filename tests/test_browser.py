@@ -411,14 +411,14 @@ def test_every_chapters_steppers_fit_a_laptop_screen(lab, lab_page):
             )
         content = stepper.text_content()
         if says is None:  # the panel is a picture: it is redrawn for the step
-            picture = page.locator(f"{cell} .vmm-stepper-state img")
-            before = picture.get_attribute("src")
+            picture = f"{cell} .vmm-stepper-state svg"
+            before = page.locator(picture).inner_html()
             stepper.locator(".widget-button", has_text="step").click()
             page.wait_for_function(
-                "([s, src]) => document.querySelector(s).getAttribute('src') !== src",
-                arg=[f"{cell} .vmm-stepper-state img", before], timeout=20_000,
+                "([s, old]) => document.querySelector(s).innerHTML !== old",
+                arg=[picture, before], timeout=20_000,
             )
-            [image] = _boxes(page, f"{cell} .vmm-stepper-state img")
+            [image] = _boxes(page, picture)
             assert image["bottom"] <= visible["bottom"] and image["right"] <= visible["right"]
         else:
             page.wait_for_selector(  # what the step changed is highlighted (panel comes last)

@@ -200,6 +200,7 @@ def test_a_stacked_stepper_puts_its_log_above_the_panel():
         panels = s.widget.children[-1]
         assert type(panels) is box and panels.children == (s.log, s.state)
     assert len(stacked.log_text().splitlines()) <= 5  # four lines and "… earlier events"
+    assert stacked.state.layout.flex == "0 0 auto"  # as tall as its picture, never clipped
 
 
 def _emulated_hello(vendor: str = "vmx") -> Vcpu:

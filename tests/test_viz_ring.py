@@ -6,6 +6,8 @@ import matplotlib
 matplotlib.use("Agg")
 
 
+import re  # noqa: E402
+
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Wedge  # noqa: E402
@@ -22,6 +24,7 @@ from vmmlib.viz.ring import (  # noqa: E402
     ring_panel,
     ring_picture,
 )
+from vmmlib.viz.ring_svg import ring_svg  # noqa: E402
 
 
 def texts(fig: Figure) -> list[str]:
@@ -155,12 +158,31 @@ def test_the_ring_picture_steps_with_the_burst_and_names_the_last_step():
     stepper = Stepper(ring_burst, render=ring_picture, stacked=True, log_lines=5, start="first")
     assert "after the last step: nothing yet" in stepper.state_text()
     stepper.step_button.click()
-    first = bytes(stepper.state.children[0].value)
-    assert first.startswith(b"\x89PNG")
-    assert "after the last step: front put-request" in stepper.state_text()
-    assert "req_prod_pvt 0xFFFFFFFE" in stepper.state_text()
+    first = stepper.state.children[0].value
+    assert first.startswith("<svg") and first.count("<path") == 32  # a wedge per slot
+    text = stepper.state_text()
+    assert "after the last step: front put-request" in text
+    assert "req_prod_pvt 0xFFFFFFFE" in text and "rd #0 s0" in text
     stepper.step_button.click()
-    assert bytes(stepper.state.children[0].value) != first  # the picture follows the ring
+    assert stepper.state.children[0].value != first  # the picture follows the ring
     assert "req_prod_pvt 0xFFFFFFFF" in stepper.state_text()
     with pytest.raises(ConfigError):
         ring_picture(object())
+
+
+def test_the_svg_and_the_matplotlib_picture_place_the_same_labels():
+    burst = ring_burst()
+    for _ in range(13):
+        burst.step()
+    svg = ring_svg(burst.ring, "step 13")
+    fig = plot_ring(burst.ring, "step 13")
+    drawn = [t for t in texts(fig) if " 0x" in t]
+    assert sorted(drawn) == sorted(re.findall(r">(\w+ 0x[0-9A-F]{8})<", svg))
+    assert len(drawn) == 8
+    for view in burst.ring.slots:  # every occupied slot's message, in both
+        if view.label:
+            assert f">{view.label}<" in svg and view.label in texts(fig)
+    with pytest.raises(ConfigError):
+        ring_svg(object(), "x")
+    with pytest.raises(ConfigError):
+        ring_svg(burst.ring, "")

@@ -27,58 +27,26 @@ from ..scenarios.ring_world import SLOT_STATES, RingState
 from .figure import _figure
 from .palette import GREY, LIGHT_GREY, OKABE_ITO, ROLES
 from .panels import Panel, key_value, text_block
+from .ring_geometry import (
+    LABEL_X,
+    OWNER_COLOURS,
+    OWNER_NAMES,
+    R_IN,
+    R_OUT,
+    SLOT_COLOURS,
+    SLOT_NAMES,
+    edge_angle,
+    index_labels,
+)
+from .ring_svg import ring_svg
 
-R_OUT, R_IN = 1.0, 0.56  # the ring of slots
-LABEL_X, LABEL_GAP = 1.18, 0.125  # index label columns, their least vertical distance
 FONT = 7.5
-SLOT_COLOURS = {
-    "free": "#FFFFFF",
-    "request-private": OKABE_ITO["sky_blue"],
-    "request": OKABE_ITO["sky_blue"],
-    "serving": OKABE_ITO["orange"],
-    "response-private": OKABE_ITO["bluish_green"],
-    "response": OKABE_ITO["bluish_green"],
-}
-SLOT_NAMES = {
-    "free": "free",
-    "request-private": "request written (not pushed)",
-    "request": "request waiting",
-    "serving": "request being served",
-    "response-private": "response written (not pushed)",
-    "response": "response waiting",
-}
-OWNER_COLOURS = {"shared": ROLES["text"], "front": OKABE_ITO["blue"],
-                 "back": OKABE_ITO["reddish_purple"]}
-OWNERS = {"req_prod": "shared", "req_event": "shared", "rsp_prod": "shared",
-          "rsp_event": "shared", "req_prod_pvt": "front", "rsp_cons": "front",
-          "rsp_prod_pvt": "back", "req_cons": "back"}
-OWNER_NAMES = {"shared": "shared page's index", "front": "front end's private index",
-               "back": "back end's private index"}
-
-
-def _edge_angle(slot: int, size: int) -> float:
-    """Degrees (counter-clockwise from +x) of the edge before ``slot``; slots run clockwise
-    from the top."""
-    return 90.0 - 360.0 * slot / size
-
-
-def _spread(wanted: list[float], gap: float, low: float, high: float) -> list[float]:
-    """Move sorted y positions apart to at least ``gap``, inside [low, high]."""
-    ys = list(wanted)
-    for i in range(1, len(ys)):
-        ys[i] = max(ys[i], ys[i - 1] + gap)
-    overflow = ys[-1] - high if ys else 0
-    if overflow > 0:
-        ys[-1] -= overflow
-        for i in range(len(ys) - 2, -1, -1):
-            ys[i] = min(ys[i], ys[i + 1] - gap)
-    return [max(y, low) for y in ys]
 
 
 def _draw_slots(ax, state: RingState) -> None:
     step = 360.0 / state.size
     for view in state.slots:
-        top = _edge_angle(view.slot, state.size)
+        top = edge_angle(view.slot, state.size)
         private = view.state.endswith("private")
         touched = view.slot == state.touched
         ax.add_patch(Wedge((0, 0), R_OUT, top - step, top, width=R_OUT - R_IN,
@@ -98,33 +66,21 @@ def _draw_slots(ax, state: RingState) -> None:
 
 
 def _draw_indices(ax, state: RingState) -> list[dict]:
-    placed: dict[int, list[tuple[float, str, int]]] = {1: [], -1: []}
-    for name, value in state.indices().items():
-        deg = _edge_angle(state.slot_of(value), state.size)
-        x = math.cos(math.radians(deg))
-        side = 1 if x > 1e-9 or (abs(x) <= 1e-9 and math.sin(math.radians(deg)) > 0) else -1
-        placed[side].append((math.sin(math.radians(deg)) * 1.1, name, value))
     drawn = []
-    for side, labels in placed.items():
-        labels.sort(key=lambda t: (t[0], t[1]))
-        ys = _spread([y for y, _, _ in labels], LABEL_GAP, -1.18, 1.18)
-        for y, (_, name, value) in zip(ys, labels, strict=True):
-            deg = _edge_angle(state.slot_of(value), state.size)
-            rad = math.radians(deg)
-            owner = OWNERS[name]
-            colour = OWNER_COLOURS[owner]
-            tip = (R_OUT * 1.02 * math.cos(rad), R_OUT * 1.02 * math.sin(rad))
-            ax.plot([R_IN * math.cos(rad), R_OUT * math.cos(rad)],
-                    [R_IN * math.sin(rad), R_OUT * math.sin(rad)], color=colour, lw=1.6,
-                    solid_capstyle="butt", zorder=5)
-            ax.plot([tip[0], side * (LABEL_X - 0.03)], [tip[1], y], color=colour, lw=0.8,
-                    ls="-" if owner == "shared" else "--", zorder=5)
-            ax.text(side * LABEL_X, y, f"{name} 0x{value:08X}",
-                    fontsize=FONT, color=colour, ha="left" if side > 0 else "right",
-                    va="center", family="monospace",
-                    fontweight="bold" if owner == "shared" else "normal")
-            drawn.append({"name": name, "value": value, "slot": state.slot_of(value),
-                          "side": side, "y": y, "owner": owner})
+    for label in index_labels(state):
+        rad = math.radians(label.angle)
+        solid = label.owner == "shared"
+        tip = (R_OUT * 1.02 * math.cos(rad), R_OUT * 1.02 * math.sin(rad))
+        ax.plot([R_IN * math.cos(rad), R_OUT * math.cos(rad)],
+                [R_IN * math.sin(rad), R_OUT * math.sin(rad)], color=label.colour, lw=1.6,
+                solid_capstyle="butt", zorder=5)
+        ax.plot([tip[0], label.side * (LABEL_X - 0.03)], [tip[1], label.y], color=label.colour,
+                lw=0.8, ls="-" if solid else "--", zorder=5)
+        ax.text(label.side * LABEL_X, label.y, label.text, fontsize=FONT, color=label.colour,
+                ha="left" if label.side > 0 else "right", va="center", family="monospace",
+                fontweight="bold" if solid else "normal")
+        drawn.append({"name": label.name, "value": label.value, "slot": label.slot,
+                      "side": label.side, "y": label.y, "owner": label.owner})
     return drawn
 
 
@@ -200,15 +156,15 @@ def _last_step(trace: Any) -> str:
     return f"{last.actor} {last.kind}"
 
 
-def ring_picture(burst: Any) -> Figure:
-    """The Stepper's picture for a ring scenario: ``plot_ring`` of its ring, titled with what
-    the last step did, sized for a stacked Stepper at 1366 x 768
-    (``Stepper(ring_burst, render=ring_picture, stacked=True, log_lines=5)``)."""
+def ring_picture(burst: Any) -> str:
+    """The Stepper's picture for a ring scenario: the ring after the last step as SVG
+    (``vmmlib.viz.ring_svg``: a millisecond per step), titled with what that step did; for a
+    stacked Stepper (``Stepper(ring_burst, render=ring_picture, stacked=True, log_lines=5)``)."""
     ring = getattr(burst, "ring", None)
     if not isinstance(ring, RingState):
         raise ConfigError(f"ring_picture shows a scenario with .ring (a RingState), not "
                           f"{type(burst).__name__}")
-    return plot_ring(ring, f"after the last step: {_last_step(burst.trace)}", size=(9, 4.3))
+    return ring_svg(ring, f"after the last step: {_last_step(burst.trace)}")
 
 
 def ring_panel(burst: Any) -> Panel:

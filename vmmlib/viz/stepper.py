@@ -316,6 +316,7 @@ class Stepper:
         )
         controls.add_class("vmm-stepper-controls")
         if self.stacked:  # a wide picture: the log above it, both the cell's full width
+            self.state.layout.flex = "0 0 auto"  # as tall as the picture (a column's basis)
             panels = widgets.VBox([self.log, self.state])
         else:
             panels = widgets.HBox(
