@@ -11,7 +11,9 @@ until a name is used: matplotlib is loaded with the picture modules (``vmmlib.vi
 ``import vmmlib`` never loads either. Plain Python: ``vmmlib.viz.palette`` (the colours),
 ``vmmlib.viz.text`` (trace logs, wire text, bit fields), ``vmmlib.viz.panels`` (the
 sections a state panel is made of), chapter 02's ``vmmlib.viz.device_model`` (recorded runs
-stepped hop by hop, the ioreq-slot panel) and ``vmmlib.viz.readback`` (read-back tables).
+stepped hop by hop, the ioreq-slot panel) and ``vmmlib.viz.readback`` (read-back tables),
+chapter 03's ``vmmlib.viz.ring_geometry`` (the ring picture's layout) and
+``vmmlib.viz.ring_svg`` (the ring as SVG, for its stepper).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ _LAZY = {
     "transfers": ("plot_transfer_styles", "plot_backends", "plot_buffered_ring"),
     "split_costs": ("plot_paths", "plot_journey", "paths_data", "journey_steps"),
     "ring": ("plot_ring", "ring_panel", "ring_picture", "plot_interleaving", "plot_notifications"),
+    "ring_svg": ("ring_svg",),
     "device_model": ("record", "Recording", "RecordedSteps", "ioreq_panel"),
     "readback": ("readback_table", "ReadbackTable"),
     "intercepts": ("serial_panel", "mmio_panel"),
