@@ -183,7 +183,9 @@ def test_feedback_says_how_the_notebook_was_read(graded):
     assert "appears 3 times" in copies and "appears 2 times" in copies
     assert "1 cell(s) you added were kept" in copies
     assert "not graded" not in feedback(graded, "noisy")
-    assert "No submission: expected absent/" in feedback(graded, "absent")
+    absent = feedback(graded, "absent")
+    assert "No submission: expected absent/" in absent and "not submitted" in absent
+    assert "FAIL" not in absent and "not graded" not in absent  # nothing to fail
     assert "could not be read as a notebook" in feedback(graded, "not-json")
 
 

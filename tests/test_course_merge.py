@@ -14,8 +14,9 @@ import pytest
 from classroom import BLANK, EXERCISE, NOTEBOOK, RIGHT, code_cell, insert_before, submission
 
 from vmmlib.course.checks.plain import parse_emission
-from vmmlib.course.grading import graded_notebook, load_exercise
+from vmmlib.course.grading import graded_notebook, load_exercise, not_graded
 from vmmlib.course.merge import merge_submission
+from vmmlib.course.reports import feedback_markdown
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,11 @@ def test_the_graded_notebook_stores_the_expected_answers_under_the_checks(exerci
     assert all(cell.outputs == [] and cell.execution_count is None for cell in others)
     assert code[2].metadata.tags[-1] == "nbval-skip"
     nbformat.validate(notebook)
+
+
+def test_a_notebook_not_handed_in_reads_as_not_submitted_on_its_feedback_page(exercise):
+    missing = feedback_markdown(not_graded("carol", exercise, "No submission.", False))
+    assert "Score: **0 / 10**: not submitted." in missing and "No submission." in missing
+    assert "FAIL" not in missing and "| check |" not in missing
+    crashed = feedback_markdown(not_graded("carol", exercise, "could not be read", True))
+    assert crashed.count("FAIL") == len(exercise.checks)  # handed in, but not gradable

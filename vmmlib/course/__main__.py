@@ -99,8 +99,9 @@ def _grade(args: argparse.Namespace) -> int:
     result = grade(args.exercises_dir, args.submissions_dir, args.out_dir, jobs=args.jobs,
                    cell_timeout=timeout, limits=limits, sandbox=not args.unsafe_no_sandbox)
     for submission in result.grades:
+        missing = "" if submission.submitted else "  (not submitted)"
         print(f"{submission.student}  {submission.notebook}  "
-              f"{submission.total}/{submission.max_points}")
+              f"{submission.total}/{submission.max_points}{missing}")
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {os.path.join(args.out_dir, 'grades.csv')}, feedback/, summary.csv, summary.md")

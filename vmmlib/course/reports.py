@@ -44,10 +44,14 @@ def grade_rows(result: ClassGrades) -> list[list[object]]:
 
 
 def feedback_markdown(grade: SubmissionGrade) -> str:
-    """The feedback page for one submission."""
-    lines = [f"# {grade.notebook}: feedback for {grade.student}", "",
-             f"Score: **{grade.total} / {grade.max_points}**", "",
-             "| check | points | result |", "|---|---|---|"]
+    """The feedback page for one submission (for a notebook not handed in: only that)."""
+    lines = [f"# {grade.notebook}: feedback for {grade.student}", ""]
+    if not grade.submitted:
+        lines += [f"Score: **0 / {grade.max_points}**: not submitted."]
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in grade.notes]
+        return "\n".join(lines) + "\n"
+    lines += [f"Score: **{grade.total} / {grade.max_points}**", "",
+              "| check | points | result |", "|---|---|---|"]
     for result in grade.results:
         verdict = "pass" if result.passed else "FAIL"
         lines.append(f"| {result.check.label} | {result.awarded} / {result.check.points} "
