@@ -10,7 +10,9 @@ GRADES ?= grades
 UNSAFE_NO_SANDBOX ?=
 PORT ?= 8888
 # conftest.py keeps Jupyter, IPython and matplotlib state out of your home during tests.
-TESTENV := PYDEVD_DISABLE_FILE_VALIDATION=1
+# Bytecode caches on even where the environment turns them off: every kernel, sandbox and
+# pytest worker would otherwise compile vmmlib and rewrite the test modules again.
+TESTENV := PYDEVD_DISABLE_FILE_VALIDATION=1 PYTHONDONTWRITEBYTECODE=
 
 .PHONY: lab test unit fuzz notebooks exercises grade preflight bench slides lint clean
 
@@ -30,7 +32,7 @@ lab: $(STAMP)
 ## make test: unit tests, every notebook under nbval, grading and browser tests
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(TESTENV) $(PY) -m pytest -n 2 --dist loadfile --nbval --nbval-current-env \
+	$(TESTENV) $(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout 120 \
 		--ignore tests/fixtures tests notebooks solutions
 

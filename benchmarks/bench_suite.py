@@ -42,7 +42,8 @@ CHAPTER_OF_MODULE = {
 
 def pytest_command(junit: Path) -> list[str]:
     return [
-        sys.executable, "-m", "pytest", "-n", str(WORKERS), "--dist", "loadfile", "--nbval",
+        sys.executable, "-m", "pytest", "-n", str(WORKERS), "--dist", "loadfile",
+        "--no-loadscope-reorder", "--nbval",
         "--nbval-current-env", "--nbval-sanitize-with", "tests/nbval-sanitize.cfg",
         "--nbval-cell-timeout", "120", "--ignore", "tests/fixtures", "-q",
         f"--junitxml={junit}", "tests", "notebooks", "solutions",
