@@ -68,7 +68,8 @@ def group_of(classname: str, file: str) -> str:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
-        env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
+        # as make test's TESTENV: bytecode caches on
+        env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1", PYTHONDONTWRITEBYTECODE="")
         t0 = time.perf_counter()
         done = subprocess.run(pytest_command(junit), cwd=ROOT, env=env, capture_output=True,
                               text=True)
