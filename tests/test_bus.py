@@ -14,7 +14,7 @@ from vmmlib.errors import (
     ConfigError,
     OverlapError,
 )
-from vmmlib.hw.bus import MMIO_SIZES, PORT_SIZES, MemoryBus, PortBus
+from vmmlib.hw.bus import MMIO_SIZES, PORT_SIZES, MemoryBus, PortBus, elements
 
 
 class Recorder:
@@ -297,3 +297,9 @@ def test_hypercall_args_are_register_values():
     for bad in ([0, b"hi"], [1 << 64], [0] * 6, "abc"):
         with pytest.raises(ConfigError):
             Hypercall(18, bad)
+
+
+def test_elements_split_a_string_ios_bytes_little_endian_in_order():
+    assert elements(b"\x01\x00\x02\x01", 2) == [1, 0x102]
+    assert elements(b"\x78\x56\x34\x12", 4) == [0x12345678]
+    assert elements(b"abc", 1) == [0x61, 0x62, 0x63] and elements(b"", 4) == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..hw.bus import elements
 from ..hw.memory import PAGE_MASK, PAGE_SIZE
 from .exits import (
     EXIT_REASON_IO_INSTRUCTION,
@@ -111,7 +112,7 @@ class GuestPortIo:
             self._block(StoreBlock(op.addr, data))
             return values
         data = self._block(LoadBlock(op.addr, op.count * size))
-        values = [int.from_bytes(data[i : i + size], "little") for i in range(0, len(data), size)]
+        values = elements(data, size)
         self._direct_io(Outs(op.port, size, values), False, True)
         return None
 
@@ -138,7 +139,7 @@ class GuestPortIo:
         if string:
             n = op.count
             if is_in:
-                result: Any = [bus.read(op.port, op.size) for _ in range(n)]
+                result: Any = elements(bus.read_string(op.port, op.size, n), op.size)
             else:
                 for v in op.values:
                     bus.write(op.port, op.size, v)

@@ -30,6 +30,11 @@ def check_port_access(port: int, size: int) -> None:
         raise BadSizeError(f"port I/O moves 1, 2 or 4 bytes, not {size!r}")
 
 
+def elements(data: bytes, size: int) -> list[int]:
+    """The little-endian ``size``-byte elements of a string I/O's bytes, in order."""
+    return [int.from_bytes(data[i : i + size], "little") for i in range(0, len(data), size)]
+
+
 class Device(Protocol):
     """Anything that answers accesses relative to the start of its claimed range."""
 

@@ -38,6 +38,7 @@ from ..cpu.exits import (
 from ..cpu.ops import Hlt, In, Ins, Invlpg, Out, Outs
 from ..cpu.vmcs import EMULATED_PAGE, RETRY, Probe
 from ..errors import ConfigError, Halted, PageFault
+from ..hw.bus import elements
 from ..hw.memory import PAGE_SHIFT
 from ..trace import Schema
 from . import hypercalls
@@ -216,7 +217,7 @@ def _string_pio(vcpu: Vcpu, port: int, size: int, is_in: bool) -> list[int]:
             server.pio(vcpu, port, size, is_in, count=count, gpa=gpa)
             if is_in:
                 data = dom.read_bytes(gpa, count * size)
-                vcpu.string_buffer = _elements(data, size)
+                vcpu.string_buffer = elements(data, size)
             return vcpu.string_buffer
         values = []  # no buffer in guest memory to point at: one ioreq per element
         for i in range(count):
@@ -231,12 +232,13 @@ def _string_pio(vcpu: Vcpu, port: int, size: int, is_in: bool) -> list[int]:
     machine.clock.now += costs.decode_ns + costs.emulate_ns * count
     device = region.name if region is not None else "(none)"
     if is_in:
-        value = vcpu.string_buffer = [bus.read(port, size) for _ in range(count)]
+        data = bus.read_string(port, size, count)
+        value = vcpu.string_buffer = elements(data, size)
         if gpa is not None:
-            dom.write_bytes(gpa, b"".join(v.to_bytes(size, "little") for v in value))
+            dom.write_bytes(gpa, data)
     else:
         if gpa is not None:
-            vcpu.string_buffer = _elements(dom.read_bytes(gpa, count * size), size)
+            vcpu.string_buffer = elements(dom.read_bytes(gpa, count * size), size)
         value = vcpu.string_buffer
         for v in value:
             bus.write(port, size, v)
@@ -244,10 +246,6 @@ def _string_pio(vcpu: Vcpu, port: int, size: int, is_in: bool) -> list[int]:
         (machine.clock.now, _EMULATE_IN if is_in else _EMULATE_OUT, device, port, value)
     )
     return value
-
-
-def _elements(data: bytes, size: int) -> list[int]:
-    return [int.from_bytes(data[i : i + size], "little") for i in range(0, len(data), size)]
 
 
 def _guest_buffer(vcpu: Vcpu, vaddr: int, length: int, write: bool) -> int:
