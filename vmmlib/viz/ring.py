@@ -28,15 +28,17 @@ from .figure import _figure
 from .palette import GREY, LIGHT_GREY, OKABE_ITO, ROLES
 from .panels import Panel, key_value, text_block
 from .ring_geometry import (
+    KEY_TITLE,
     LABEL_X,
     OWNER_COLOURS,
-    OWNER_NAMES,
     R_IN,
     R_OUT,
     SLOT_COLOURS,
     SLOT_NAMES,
+    TOUCHED,
     edge_angle,
     index_labels,
+    key_rows,
 )
 from .ring_svg import ring_svg
 
@@ -88,13 +90,9 @@ def _draw_key(ax, beside: bool, touched: bool) -> None:
     """The key, drawn by hand (a legend box costs a third of the picture's drawing time)."""
     x0, dy = (1.02, 0.05) if beside else (0.0, 0.06)
     y = 0.5 + 5.5 * dy
-    rows: list[tuple[str, Any]] = [(SLOT_NAMES[s], s) for s in SLOT_STATES]
-    rows += [(OWNER_NAMES[o], o) for o in OWNER_COLOURS]
-    if touched:
-        rows.append(("slot the last step used", "touched"))
-    ax.text(x0, y + dy, "slots and indices", transform=ax.transAxes, fontsize=8,
+    ax.text(x0, y + dy, KEY_TITLE, transform=ax.transAxes, fontsize=8,
             fontweight="bold", va="center", clip_on=False)
-    for text, what in rows:
+    for text, what in key_rows(touched):
         box = (x0, y - dy * 0.3)
         if what in SLOT_COLOURS:
             private = what.endswith("private")
@@ -102,7 +100,7 @@ def _draw_key(ax, beside: bool, touched: bool) -> None:
                                    facecolor=SLOT_COLOURS[what], edgecolor=GREY, lw=0.6,
                                    hatch="///" if private else None,
                                    alpha=0.55 if private else 1.0))
-        elif what == "touched":
+        elif what == TOUCHED:
             ax.add_patch(Rectangle(box, 0.08, dy * 0.6, transform=ax.transAxes, clip_on=False,
                                    facecolor="none", edgecolor=ROLES["text"], lw=2.0))
         else:

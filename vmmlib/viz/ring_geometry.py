@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..scenarios.ring_world import RingState
+from ..scenarios.ring_world import SLOT_STATES, RingState
 from .palette import OKABE_ITO, ROLES
 
 R_OUT, R_IN = 1.0, 0.56  # the ring of slots
@@ -43,6 +43,16 @@ OWNERS = {"req_prod": "shared", "req_event": "shared", "rsp_prod": "shared",
           "rsp_prod_pvt": "back", "req_cons": "back"}
 OWNER_NAMES = {"shared": "shared page's index", "front": "front end's private index",
                "back": "back end's private index"}
+KEY_TITLE = "slots and indices"
+TOUCHED = "touched"  # the key's row for the slot the last step used
+
+
+def key_rows(touched: bool) -> list[tuple[str, str]]:
+    """The key's rows, top to bottom: (text, what) — ``what`` a slot state (a box in its
+    colour), an index owner (a line in its colour) or ``TOUCHED`` (an outlined box)."""
+    rows = [(SLOT_NAMES[s], s) for s in SLOT_STATES]
+    rows += [(OWNER_NAMES[o], o) for o in OWNER_COLOURS]
+    return rows + [("slot the last step used", TOUCHED)] if touched else rows
 
 
 def edge_angle(slot: int, size: int) -> float:

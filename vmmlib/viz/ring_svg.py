@@ -16,18 +16,19 @@ import html
 import math
 
 from ..errors import ConfigError
-from ..scenarios.ring_world import SLOT_STATES, RingState
+from ..scenarios.ring_world import RingState
 from .palette import GREY, ROLES
 from .ring_geometry import (
+    KEY_TITLE,
     LABEL_X,
     OWNER_COLOURS,
-    OWNER_NAMES,
     R_IN,
     R_OUT,
     SLOT_COLOURS,
-    SLOT_NAMES,
+    TOUCHED,
     edge_angle,
     index_labels,
+    key_rows,
 )
 
 WIDTH, HEIGHT = 860, 400  # px
@@ -101,24 +102,22 @@ def _indices(state: RingState) -> list[str]:
 
 def _key(touched: bool) -> list[str]:
     x, y, dy = 680, 92, 20
-    parts = [_text(x, y, "slots and indices", 11, "font-weight:bold", "start")]
-    for what in SLOT_STATES:
+    parts = [_text(x, y, KEY_TITLE, 11, "font-weight:bold", "start")]
+    for text, what in key_rows(touched):
         y += dy
-        opacity = 0.5 if what.endswith("private") else 1.0
-        parts.append(f'<rect x="{x}" y="{y - 6}" width="18" height="12" fill="{SLOT_COLOURS[what]}"'
-                     f' fill-opacity="{opacity}" stroke="{GREY}" stroke-width="0.7"/>')
-        parts.append(_text(x + 24, y, SLOT_NAMES[what], 10, anchor="start"))
-    for owner, colour in OWNER_COLOURS.items():
-        y += dy
-        dash = "" if owner == "shared" else ' stroke-dasharray="4,3"'
-        parts.append(f'<line x1="{x}" y1="{y}" x2="{x + 18}" y2="{y}" stroke="{colour}" '
-                     f'stroke-width="2"{dash}/>')
-        parts.append(_text(x + 24, y, OWNER_NAMES[owner], 10, anchor="start"))
-    if touched:
-        y += dy
-        parts.append(f'<rect x="{x}" y="{y - 6}" width="18" height="12" fill="none" '
-                     f'stroke="{ROLES["text"]}" stroke-width="2.4"/>')
-        parts.append(_text(x + 24, y, "slot the last step used", 10, anchor="start"))
+        if what in SLOT_COLOURS:
+            opacity = 0.5 if what.endswith("private") else 1.0
+            parts.append(f'<rect x="{x}" y="{y - 6}" width="18" height="12" '
+                         f'fill="{SLOT_COLOURS[what]}" fill-opacity="{opacity}" stroke="{GREY}" '
+                         'stroke-width="0.7"/>')
+        elif what == TOUCHED:
+            parts.append(f'<rect x="{x}" y="{y - 6}" width="18" height="12" fill="none" '
+                         f'stroke="{ROLES["text"]}" stroke-width="2.4"/>')
+        else:
+            dash = "" if what == "shared" else ' stroke-dasharray="4,3"'
+            parts.append(f'<line x1="{x}" y1="{y}" x2="{x + 18}" y2="{y}" '
+                         f'stroke="{OWNER_COLOURS[what]}" stroke-width="2"{dash}/>')
+        parts.append(_text(x + 24, y, text, 10, anchor="start"))
     return parts
 
 
