@@ -346,6 +346,18 @@ def _boxes(page, selector: str) -> list[dict]:
     )
 
 
+def _wait_for_words(page, selector: str, words: list[str]) -> None:
+    """Wait until the element says all of `words`: a widget's updates reach the page one comm
+    message at a time. On a timeout the caller's assert says what is missing."""
+    try:
+        page.wait_for_function(
+            "([s, words]) => words.every(w => document.querySelector(s).textContent"
+            ".includes(w))", arg=[selector, words], timeout=20_000,
+        )
+    except Exception:  # noqa: BLE001 - Playwright's TimeoutError
+        pass
+
+
 def test_every_chapters_steppers_fit_a_laptop_screen(lab, lab_page):
     page = lab_page
     path = steppers_notebook(lab.root / "notebooks")
@@ -410,6 +422,7 @@ def test_every_chapters_steppers_fit_a_laptop_screen(lab, lab_page):
                 arg=[f"{cell} .vmm-stepper", n], timeout=20_000,
             )
         if says is None:  # the panel is a picture: it is redrawn for the step
+            _wait_for_words(page, f"{cell} .vmm-stepper", [first_hop])
             content = stepper.text_content()
             picture = f"{cell} .vmm-stepper-state svg"
             before = page.locator(picture).inner_html()
@@ -421,9 +434,11 @@ def test_every_chapters_steppers_fit_a_laptop_screen(lab, lab_page):
             [image] = _boxes(page, picture)
             assert image["bottom"] <= visible["bottom"] and image["right"] <= visible["right"]
         else:
-            page.wait_for_selector(  # what the step changed is highlighted (panel comes last)
+            page.wait_for_selector(  # what the step changed is highlighted
                 f"{cell} .vmm-stepper-state span[style*=background]", timeout=20_000
             )
+            # the widgets' updates reach the page one comm message at a time: wait for them
+            _wait_for_words(page, f"{cell} .vmm-stepper", [*says, first_hop])
             content = stepper.text_content()
             for words in says:
                 assert words in content, (chapter, k, words)

@@ -304,13 +304,14 @@ class Stepper:
             end = " · finished (first, then step, replays it)" if k else " · finished"
         else:
             end = ""
-        self.status.value = (
-            f"step {k} of {self.total} · {fresh} new event{'s' if fresh != 1 else ''}{when}{end}"
-        )
         self.log.value = render_trace_tail(
             self._trace, stop, self.log_lines, new_from, self._widths
         )
         self._show_state(before)
+        # the status goes last: once a browser shows "step k", the log and panel show step k too
+        self.status.value = (
+            f"step {k} of {self.total} · {fresh} new event{'s' if fresh != 1 else ''}{when}{end}"
+        )
 
     def _show_state(self, before: Panel | None) -> None:
         out = self._render(self.current)
