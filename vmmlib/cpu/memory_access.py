@@ -59,10 +59,10 @@ class GuestMemoryAccess:
                 memory = self.machine.memory
                 if write:
                     memory.write(maddr, op.size, op.value)
-                    self._record((t, self._store, addr, op.value))
+                    self._record((t, self._rows.store, addr, op.value))
                     return None
                 value = memory.read(maddr, op.size)
-                self._record((t, self._load, addr, value))
+                self._record((t, self._rows.load, addr, value))
                 return value
             # no shadow entry, or a read-only one for a store: #PF exit (or trap, PV)
             outcome = self._page_fault(addr, pf_error_code(spte is not None, write))
@@ -162,10 +162,10 @@ class GuestMemoryAccess:
                 t = self._clock.advance(self.machine.costs.ram_access_ns * n)
                 if write:
                     self.machine.memory.write_bytes(maddr, op.data[done : done + n])
-                    self._record((t, self._store_block, addr, n))
+                    self._record((t, self._rows.store_block, addr, n))
                 else:
                     out += self.machine.memory.read_bytes(maddr, n)
-                    self._record((t, self._load_block, addr, n))
+                    self._record((t, self._rows.load_block, addr, n))
             else:  # an emulated page: byte by byte through the MMIO path
                 for i in range(n):
                     if write:

@@ -152,5 +152,5 @@ class GuestPortIo:
                 bus.write(op.port, op.size, op.value)
                 result = None
         t = self._clock.advance(n * self.machine.costs.native_port_io_ns)
-        self._record((t, self._io_in if is_in else self._io_out, op.port, n))
+        self._record((t, self._rows.io_in if is_in else self._rows.io_out, op.port, n))
         return result

@@ -130,6 +130,18 @@ class Uart16550(UartRegisters, UartLine, WireLog):
     count bytes the chip threw away (THR overwritten or TX FIFO full; receive overrun).
     """
 
+    # the chip's whole state, declared: no register can be added by a typo, and its attributes
+    # are read at slot speed on the exit path (CPython keeps at most 29 in an instance's
+    # inline values; past that every access goes through a dict lookup)
+    __slots__ = (
+        "clock", "paced", "out2_gates_irq", "name", "on_irq", "tx_lost", "rx_lost",
+        "ier", "lcr", "mcr", "scr", "fcr", "divisor",  # registers
+        "_tx", "_rx", "_shift", "_incoming", "_thr", "_rbr", "_overrun", "_thri_pending",
+        "_rx_activity", "_cable_inputs", "_msr_delta", "_irq_level",  # the line and FIFOs
+        "_frame_ns", "_data_mask", "_depth",  # derived from LCR, FCR and the divisor
+        "_wire_bytes", "_wire_times",  # the wire log
+    )
+
     def __init__(
         self,
         clock: Clock,
@@ -191,17 +203,17 @@ class Uart16550(UartRegisters, UartLine, WireLog):
 
     def write(self, offset: int, size: int, value: int) -> None:
         """OUT to ``offset`` (0-7): one byte cycle per byte, low byte first."""
-        if size != 1 or offset.__class__ is not int or not 0 <= offset < UART_PORTS:
+        character = offset.__class__ is int and offset == THR and size == 1  # or DLL
+        if not character:
             self._check(offset, size)
         if value.__class__ is not int:  # registers hold plain ints, never a numpy scalar
             raise ConfigError(f"{self.name}: a value written is an integer, not {value!r}")
         if self._shift is not None or self._incoming:
             self._advance()
-        if size == 1:
-            if offset == THR and not self.lcr & LCR_DLAB:  # the common case: a character
-                self._write_thr(value & 0xFF, True)  # the only byte cycle of this access
-            else:
-                self._write_reg(offset, value & 0xFF)
+        if character and not self.lcr & LCR_DLAB:  # the common case
+            self._write_thr(value & 0xFF, True)  # the only byte cycle of this access
+        elif size == 1:
+            self._write_reg(offset, value & 0xFF)
         else:
             value &= (1 << (8 * size)) - 1
             for i in range(size):
@@ -210,6 +222,7 @@ class Uart16550(UartRegisters, UartLine, WireLog):
             self._update_irq()
 
     def _check(self, offset: int, size: int) -> None:
+        """Raise unless ``size`` bytes at ``offset`` are a 1, 2 or 4-byte access within 0-7."""
         if size.__class__ is not int or size not in PORT_SIZES:
             raise BadSizeError(f"{self.name}: access size {size!r} is not one of 1, 2, 4 bytes")
         if offset.__class__ is not int or not 0 <= offset or offset + size > UART_PORTS:

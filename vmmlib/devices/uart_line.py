@@ -80,6 +80,8 @@ class UartLine:
     line settings, the transmitter (THR / TX FIFO and the shift register), the receiver (the
     cable towards us, RBR / RX FIFO) and catching up with the clock."""
 
+    __slots__ = ()  # the state is declared once, in Uart16550.__slots__
+
     def _line_changed(self) -> None:
         """Recompute what LCR, FCR and the divisor imply (read on every character)."""
         self._depth = FIFO_DEPTH if self.fcr & FCR_ENABLE_FIFO else 1

@@ -85,6 +85,8 @@ class UartRegisters:
     """The register half of ``Uart16550`` (a mixin: it uses the chip's FIFOs and line state):
     the register decode behind the eight ports, the status registers, the interrupt sources."""
 
+    __slots__ = ()  # the state is declared once, in Uart16550.__slots__
+
     def _read_reg(self, reg: int) -> int:
         dlab = self.lcr & LCR_DLAB
         if reg == RBR:

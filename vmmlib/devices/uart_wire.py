@@ -24,6 +24,8 @@ class WireLog:
     """The wire half of ``Uart16550`` (a mixin): the log, kept compactly as the bytes and each
     frame's start and end times."""
 
+    __slots__ = ()  # the state is declared once, in Uart16550.__slots__
+
     def _new_wire_log(self) -> None:
         """An empty wire (the chip's reset does not clear it)."""
         self._wire_bytes = bytearray()
