@@ -54,16 +54,13 @@ INLINE_LIMIT = 29
 
 
 def test_the_objects_an_exit_touches_keep_their_attributes_fast():
-    from vmmlib import MIB, Machine, Out, Vcpu
-    from vmmlib.devices.uart16550 import LCR, LCR_WLEN8, Uart16550
+    from vmmlib.devices.uart16550 import COM1_BASE
+    from vmmlib.scenarios.intercepts import hello_serial
 
-    machine = Machine(64 * MIB)
-    dom = machine.add_domain("guest", 16 * MIB)
-    uart = Uart16550(machine.clock, paced=False, out2_gates_irq=False)
-    uart.write(LCR, 1, LCR_WLEN8)  # 8 data bits (the reset value, 0, means 5)
-    dom.emulate_ports(0x3F8, 8, uart, "COM1")
-    vcpu = Vcpu(dom, (Out(0x3F8, 1, b) for b in b"hi"))
+    vcpu = hello_serial("hi")  # xv6's uartputc on the emulated COM1: trapped port I/O
     vcpu.run()
+    dom, machine = vcpu.domain, vcpu.machine
+    uart = dom.ports.find(COM1_BASE).device
     assert uart.output == b"hi"
     hot = {"vcpu": vcpu, "its control block": vcpu.control, "domain": dom, "UART": uart,
            "clock": machine.clock, "port bus": dom.ports, "trace": machine.trace,

@@ -130,9 +130,8 @@ class Uart16550(UartRegisters, UartLine, WireLog):
     count bytes the chip threw away (THR overwritten or TX FIFO full; receive overrun).
     """
 
-    # the chip's whole state, declared: no register can be added by a typo, and its attributes
-    # are read at slot speed on the exit path (CPython keeps at most 29 in an instance's
-    # inline values; past that every access goes through a dict lookup)
+    # the chip's whole state, declared: no register can be added by a typo, and the exit path
+    # reads it at slot speed (tests/test_exit_path_equivalence.py says why that matters)
     __slots__ = (
         "clock", "paced", "out2_gates_irq", "name", "on_irq", "tx_lost", "rx_lost",
         "ier", "lcr", "mcr", "scr", "fcr", "divisor",  # registers
